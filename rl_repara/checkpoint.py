@@ -1,0 +1,154 @@
+"""Atomic checkpoint files and a lock that keeps one trainer per run dir."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .spaces import ConfigError
+
+__all__ = [
+    "FORMAT", "CheckpointError", "save_atomic", "load_checkpoint", "find_checkpoint",
+    "RunDirLock",
+]
+
+FORMAT = "rl_repara-checkpoint-v1"
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint is missing, truncated, foreign, or cannot be written."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = True) -> Path:
+    """Write ``obj`` to ``path`` so that a crash at any instant leaves a complete file there.
+
+    The data goes to a temp file in the same dir, is fsynced, and then ``os.replace``-d over
+    ``path``. With ``keep_previous`` the old file is first hard-linked to ``<stem>.prev.pt``,
+    so the previous checkpoint stays on disk until the new one is complete, and after.
+    Raises ``CheckpointError`` (naming the path and the OS error) when the write fails; the old
+    file is then untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({"format": FORMAT, **obj}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            if keep_previous and path.exists():
+                prev = path.with_suffix(".prev.pt")
+                prev.unlink(missing_ok=True)
+                os.link(path, prev)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a file written by ``save_atomic``; a clear ``CheckpointError`` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # truncated zip, random bytes, pickle errors, ...
+        raise CheckpointError(
+            f"{path} is not a readable rl_repara checkpoint (truncated or corrupt?): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not an rl_repara checkpoint (no '{FORMAT}' marker); it may come "
+            "from another library or an incompatible version."
+        )
+    return obj
+
+
+def find_checkpoint(path: str | Path, name: str = "last.pt") -> Path:
+    """Resolve a run dir, a checkpoints dir or a file to the checkpoint file to load.
+
+    In a dir, ``last.pt`` is preferred, then ``last.prev.pt`` (left by an interrupted write).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise CheckpointError(f"no such file or directory: {path}")
+    for d in (path / "checkpoints", path):
+        for candidate in (d / name, d / Path(name).with_suffix(".prev.pt")):
+            if candidate.is_file():
+                return candidate
+    raise CheckpointError(
+        f"{path} holds no checkpoint (looked for checkpoints/{name}). Was the run started "
+        "with checkpointing, and did it get past its first save?"
+    )
+
+
+class RunDirLock:
+    """An exclusive, non-blocking ``flock`` on ``<run_dir>/.lock`` for the trainer's lifetime.
+
+    A second trainer on the same run dir gets a ``ConfigError`` instead of interleaving
+    writes. The OS drops the lock when the process dies, even on ``kill -9``.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._file = None
+
+    def acquire(self) -> "RunDirLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no locking
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise ConfigError(
+                f"run dir {self.path.parent} is in use by another trainer (pid {owner}). "
+                "Wait for it to finish, stop it, or choose another run dir."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "RunDirLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

@@ -1,0 +1,166 @@
+"""The tanh-squashed Gaussian over a bounded box of actions.
+
+An action is drawn with the reparameterization trick::
+
+    ε ~ N(0, I),   u = μ + σ·ε,   a = mid + half · tanh(u)
+
+with ``mid = (high + low)/2`` and ``half = (high − low)/2``. Because ``a`` is a smooth function
+of (μ, σ) for a fixed ε, gradients flow from any loss on ``a`` back to the network that made
+μ and σ (``rsample``).
+
+The density of ``a`` follows from the change of variables ``u → a``::
+
+    log p(a) = log N(u; μ, σ) − Σ_i log |da_i/du_i|
+    da/du    = half · (1 − tanh²u)
+
+and ``log(1 − tanh²u)`` is written in a form that never subtracts two nearly equal numbers::
+
+    log(1 − tanh²u) = 2·(log 2 − u − softplus(−2u))
+
+so the log-density stays finite and accurate where tanh saturates (``|u|`` of 10, 40 or more),
+where ``log(1 − tanh²u + 1e-6)`` is off by many nats and ``log(1 − tanh²u)`` is ``−inf``.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Number
+
+import torch
+import torch.nn.functional as F
+from torch.distributions import Distribution, constraints
+from torch.distributions.utils import broadcast_all
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG_2 = math.log(2.0)
+
+__all__ = ["TanhNormal", "log_one_minus_tanh_sq"]
+
+
+def log_one_minus_tanh_sq(u: torch.Tensor) -> torch.Tensor:
+    """``log(1 − tanh²u) = 2·(log 2 − u − softplus(−2u))``, exact and finite for any finite u.
+
+    Derivation: ``1 − tanh²u = sech²u = 4 / (e^u + e^−u)² = 4 e^{−2u} / (1 + e^{−2u})²``.
+    """
+    return 2.0 * (_LOG_2 - u - F.softplus(-2.0 * u))
+
+
+class TanhNormal(Distribution):
+    """``a = mid + half·tanh(u)``, ``u ~ N(loc, scale)``, independent over the last dim.
+
+    Args:
+        loc: μ, shape ``[..., act_dim]``. The last dim is the event (action) dim.
+        scale: σ > 0, broadcastable with ``loc``.
+        low, high: the action bounds, scalars or per-dimension tensors broadcastable with
+            ``loc`` (``low < high``). ``log_prob`` is the density in these units, the
+            ``log half`` Jacobian of the affine map included.
+
+    Shapes follow torch's own distributions: ``batch_shape = loc.shape[:-1]``,
+    ``event_shape = loc.shape[-1:]`` and ``log_prob`` returns ``sample_shape + batch_shape``.
+    """
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    has_rsample = True
+
+    def __init__(
+        self,
+        loc: torch.Tensor,
+        scale: torch.Tensor | float,
+        low: torch.Tensor | float = -1.0,
+        high: torch.Tensor | float = 1.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        loc, scale = broadcast_all(loc, scale)
+        if loc.dim() < 1:
+            raise ValueError(
+                "TanhNormal needs loc with at least one dim (the action dim); "
+                f"got a scalar. Use loc.reshape(1) for a 1-D action."
+            )
+        low_t = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
+        high_t = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
+        if not bool(torch.all(high_t > low_t)):
+            raise ValueError(f"TanhNormal needs low < high in every dim; got low={low}, high={high}.")
+        self.loc, self.scale = loc, scale
+        self.low, self.high = low_t, high_t
+        self._mid = (high_t + low_t) / 2
+        self._half = (high_t - low_t) / 2
+        # Σ_i log half_i, broadcast to the batch (a per-dim bound contributes once per dim).
+        self._sum_log_half = torch.log(self._half).expand(loc.shape).sum(-1)
+        super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
+
+    @property
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(constraints.interval(self.low, self.high), 1)
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """The squashed mean ``mid + half·tanh(μ)``: the deterministic action."""
+        return self._mid + self._half * torch.tanh(self.loc)
+
+    def _squash(self, u: torch.Tensor) -> torch.Tensor:
+        return self._mid + self._half * torch.tanh(u)
+
+    def _log_prob_pre_squash(self, u: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """log p(a) from the pre-squash u and its standardized noise ε = (u − μ)/σ.
+
+        ``log N(u; μ, σ) = Σ_i [−ε_i²/2 − log σ_i − log √(2π)]``, then minus
+        ``Σ_i [log(1 − tanh²u_i) + log half_i]``.
+        """
+        log_normal = (-0.5 * eps.square() - torch.log(self.scale) - _LOG_SQRT_2PI).sum(-1)
+        return log_normal - log_one_minus_tanh_sq(u).sum(-1) - self._sum_log_half
+
+    def rsample_and_log_prob(
+        self, sample_shape: torch.Size | tuple = torch.Size()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw a differentiable action and its log-density in one pass.
+
+        The log-density is computed from the pre-squash sample ``u`` (never from ``atanh(a)``),
+        so it stays exact when ``tanh(u)`` rounds to ±1.
+        Returns ``(action [*sample_shape, *batch, act_dim], log_prob [*sample_shape, *batch])``.
+        """
+        shape = self._extended_shape(sample_shape)
+        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        u = self.loc + self.scale * eps
+        return self._squash(u), self._log_prob_pre_squash(u, eps)
+
+    def rsample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
+        return self.rsample_and_log_prob(sample_shape)[0]
+
+    def sample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def mode_and_log_prob(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The deterministic action ``mode`` and its log-density (u = μ, ε = 0)."""
+        return self.mode, self._log_prob_pre_squash(self.loc, torch.zeros_like(self.loc))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log-density of actions given from outside (e.g. from a replay buffer).
+
+        Inverts the squash with ``u = atanh(clamp((a − mid)/half, −1 + δ, 1 − δ))``, δ the
+        dtype's machine epsilon, so actions on the bounds get a finite (very low or very high)
+        log-density instead of ±inf. For actions drawn here, prefer ``rsample_and_log_prob``,
+        which needs no inverse.
+        """
+        if self._validate_args:
+            self._validate_sample(value)
+        value = torch.as_tensor(value, dtype=self.loc.dtype, device=self.loc.device)
+        tiny = torch.finfo(value.dtype).eps
+        y = ((value - self._mid) / self._half).clamp(-1.0 + tiny, 1.0 - tiny)
+        u = torch.atanh(y)
+        return self._log_prob_pre_squash(u, (u - self.loc) / self.scale)
+
+    def expand(self, batch_shape: torch.Size | tuple, _instance=None) -> "TanhNormal":
+        shape = torch.Size(batch_shape) + self.event_shape
+        return TanhNormal(
+            self.loc.expand(shape), self.scale.expand(shape), self.low, self.high,
+            validate_args=False,
+        )
+
+    def __repr__(self) -> str:
+        def fmt(x):
+            return x if isinstance(x, Number) or x.numel() > 1 else float(x)
+
+        return (
+            f"TanhNormal(loc: {tuple(self.loc.shape)}, scale: {tuple(self.scale.shape)}, "
+            f"low: {fmt(self.low)}, high: {fmt(self.high)})"
+        )

@@ -1,0 +1,164 @@
+"""Building Gymnasium envs for SAC, checking them, and saving their state for exact resume."""
+from __future__ import annotations
+
+import pickle
+import warnings
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .spaces import ConfigError, check_action_space
+
+__all__ = [
+    "make_env", "make_vec_env", "check_step", "snapshot_env", "restore_env", "EnvError",
+]
+
+
+class EnvError(RuntimeError):
+    """The env broke the Gymnasium API or produced non-finite data."""
+
+
+class _CastObservation(gym.ObservationWrapper):
+    """Cast observations to a flat float32 vector (float64, int and bool observations)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        self.observation_space = spaces.Box(
+            np.asarray(space.low, dtype=np.float32), np.asarray(space.high, dtype=np.float32),
+            shape=space.shape, dtype=np.float32,
+        )
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return np.asarray(observation, dtype=np.float32)
+
+
+def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | None = None) -> gym.Env:
+    """``gym.make(env_id)`` checked for SAC: a bounded Box action space and a float32 Box
+    observation (Dict and Tuple observations are flattened, with a warning saying so)."""
+    kwargs = dict(env_kwargs or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.NameNotFound as exc:
+        raise ConfigError(
+            f"unknown env id '{env_id}': it is not registered with Gymnasium ({exc}). "
+            "Check the spelling and version suffix, e.g. env.id=HalfCheetah-v5."
+        ) from None
+    except (gym.error.Error, ImportError, ModuleNotFoundError) as exc:
+        raise ConfigError(f"cannot make env '{env_id}': {exc}") from None
+    check_action_space(env.action_space, env_id)
+    obs_space = env.observation_space
+    if isinstance(obs_space, (spaces.Dict, spaces.Tuple)):
+        warnings.warn(
+            f"{env_id} has a {type(obs_space).__name__} observation space; flattening it to a "
+            f"vector of {spaces.flatdim(obs_space)} floats.",
+            stacklevel=2,
+        )
+        env = gym.wrappers.FlattenObservation(env)
+    elif not isinstance(obs_space, spaces.Box):
+        raise ConfigError(
+            f"{env_id} has a {type(obs_space).__name__} observation space; rl_repara takes Box, "
+            "Dict or Tuple observations."
+        )
+    if len(env.observation_space.shape) != 1:
+        env = gym.wrappers.FlattenObservation(env)
+    if env.observation_space.dtype != np.float32:
+        env = _CastObservation(env)
+    return env
+
+
+def make_vec_env(
+    env_id: str, num_envs: int, env_kwargs: dict | None = None
+) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies in a ``SyncVectorEnv`` with Gymnasium's default NEXT_STEP autoreset:
+    the step after an episode ends returns the first obs of the next episode and must not be
+    stored as a transition (see ``trainer.collect``)."""
+    if num_envs < 1:
+        raise ConfigError(f"num_envs must be >= 1; got {num_envs}.")
+    fns: list[Callable[[], gym.Env]] = [lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)]
+    return gym.vector.SyncVectorEnv(fns)
+
+
+def check_step(
+    env_id: str, step: int, obs: np.ndarray, reward: np.ndarray, expected_obs_shape: tuple
+) -> str | None:
+    """Return the name of the first bad field of a vector step, or None when all is well."""
+    if obs.shape != expected_obs_shape:
+        raise EnvError(
+            f"{env_id} returned observations of shape {obs.shape} at env step {step}; its "
+            f"observation space says {expected_obs_shape}. The env breaks the Gymnasium API."
+        )
+    if not np.isfinite(obs).all():
+        return "observation"
+    if not np.isfinite(reward).all():
+        return "reward"
+    return None
+
+
+# --------------------------------------------------------------------- state for exact resume
+def _unwrapped_is_mujoco(env: gym.Env) -> bool:
+    try:
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+    except Exception:  # mujoco not importable
+        return False
+    return isinstance(env.unwrapped, MujocoEnv)
+
+
+def _wrapper_attrs(env: gym.Env) -> list[dict[str, Any]]:
+    """Per-wrapper counters (TimeLimit's elapsed steps, OrderEnforcing's reset flag)."""
+    out, w = [], env
+    while isinstance(w, gym.Wrapper):
+        out.append({k: getattr(w, k) for k in ("_elapsed_steps", "_has_reset") if hasattr(w, k)})
+        w = w.env
+    return out
+
+
+def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
+    """Everything needed to continue an env mid-episode bit for bit, or None if unsupported.
+
+    MuJoCo envs: the integration state (``mj_getState``), the env's ``np_random`` and wrapper
+    counters. Other envs: a pickle of the whole env, when it pickles faithfully (envs built on
+    ``EzPickle`` re-create themselves from their constructor arguments and lose their state,
+    so those are unsupported unless MuJoCo).
+    """
+    from gymnasium.utils.ezpickle import EzPickle
+
+    base = env.unwrapped
+    if _unwrapped_is_mujoco(env):
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(base.model, spec))
+        mujoco.mj_getState(base.model, base.data, state, spec)
+        return {
+            "kind": "mujoco", "mj_state": state, "wrappers": _wrapper_attrs(env),
+            "np_random": base.np_random.bit_generator.state,
+        }
+    if isinstance(base, EzPickle):
+        return None
+    try:
+        return {"kind": "pickle", "env": pickle.dumps(env)}
+    except Exception:
+        return None
+
+
+def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
+    """Apply ``snapshot_env``'s output; returns the env to use (a new object for pickles)."""
+    if snap["kind"] == "pickle":
+        return pickle.loads(snap["env"])
+    import mujoco
+
+    base = env.unwrapped
+    mujoco.mj_setState(base.model, base.data, snap["mj_state"], mujoco.mjtState.mjSTATE_INTEGRATION)
+    mujoco.mj_forward(base.model, base.data)
+    base.np_random.bit_generator.state = snap["np_random"]
+    w, attrs = env, iter(snap["wrappers"])
+    while isinstance(w, gym.Wrapper):
+        for k, v in next(attrs, {}).items():
+            setattr(w, k, v)
+        w = w.env
+    return env

@@ -1,0 +1,36 @@
+"""``load_policy``: a trained ``TanhGaussianPolicy`` from a checkpoint, for other people's code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint
+from .config import TrainConfig
+from .policies import TanhGaussianPolicy
+
+__all__ = ["load_policy"]
+
+
+def load_policy(path: str | Path, device: str | torch.device = "cpu") -> TanhGaussianPolicy:
+    """Load the policy saved in ``path``: a checkpoint file (``last.pt`` or ``best.pt``) or a
+    run dir (its ``checkpoints/last.pt``). Returned in eval mode on ``device``.
+
+    The shapes come from the saved weights (``obs_dim`` from the first layer, ``act_dim`` and
+    the bounds from the saved action bounds), so no env needs to be built.
+    """
+    file = find_checkpoint(path)
+    ckpt = load_checkpoint(file, map_location="cpu")
+    try:
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        state = ckpt["sac"]["policy"]
+        obs_dim = state["trunk.0.weight"].shape[1]
+        low, high = state["action_low"], state["action_high"]
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{file} has no policy in it (missing {exc}).") from None
+    policy = TanhGaussianPolicy(
+        obs_dim, low.shape[0], hidden_sizes=cfg.agent.hidden_sizes, action_low=low,
+        action_high=high, log_std_bounds=(cfg.agent.log_std_min, cfg.agent.log_std_max),
+    )
+    policy.load_state_dict(state)
+    return policy.to(device).eval()

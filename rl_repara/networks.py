@@ -1,0 +1,52 @@
+"""Network building blocks: a plain MLP and a linear layer batched over an ensemble."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["mlp", "EnsembleLinear"]
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int | None = None) -> nn.Sequential:
+    """``Linear → ReLU`` for each hidden size, then an optional ``Linear(…, out_dim)``."""
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_dim, size), nn.ReLU()]
+        in_dim = size
+    if out_dim is not None:
+        layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """N independent linear layers applied in one batched matmul.
+
+    ``weight`` is ``[N, in, out]`` and ``bias`` is ``[N, 1, out]``; ``forward(x)`` maps
+    ``x [N, B, in]`` (or a shared ``x [B, in]``) to ``y [N, B, out]``, with
+    ``y[k] = x[k] @ weight[k] + bias[k]``. Each member is initialised like ``nn.Linear``:
+    ``U(−1/√in, 1/√in)`` for weight and bias.
+    """
+
+    def __init__(self, num_members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.num_members, self.in_dim, self.out_dim = num_members, in_dim, out_dim
+        self.weight = nn.Parameter(torch.empty(num_members, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        w, b = (self.weight.detach(), self.bias.detach()) if detach_params else (self.weight, self.bias)
+        if x.dim() == 2:  # one input shared by every member: [B, in] @ [N, in, out]
+            return torch.matmul(x, w) + b
+        return torch.baddbmm(b, x, w)
+
+    def extra_repr(self) -> str:
+        return f"num_members={self.num_members}, in_dim={self.in_dim}, out_dim={self.out_dim}"

@@ -1,0 +1,108 @@
+"""``TanhGaussianPolicy``: the SAC actor, an MLP that outputs μ and log σ of a ``TanhNormal``."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from .distributions import TanhNormal
+from .networks import mlp
+from .spaces import check_action_space, flat_obs_dim
+
+__all__ = ["TanhGaussianPolicy"]
+
+Bound = float | Sequence[float] | np.ndarray | torch.Tensor
+
+
+def _bounds(low: Bound, high: Bound, act_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    low_t = torch.as_tensor(np.asarray(low, dtype=np.float32)).expand(act_dim).clone()
+    high_t = torch.as_tensor(np.asarray(high, dtype=np.float32)).expand(act_dim).clone()
+    if not (torch.isfinite(low_t).all() and torch.isfinite(high_t).all()):
+        raise ValueError(f"action bounds must be finite; got low={low}, high={high}.")
+    if not torch.all(high_t > low_t):
+        raise ValueError(f"action bounds need low < high in every dim; got low={low}, high={high}.")
+    return low_t, high_t
+
+
+class TanhGaussianPolicy(nn.Module):
+    """π(a|s): ``a = mid + half·tanh(μ(s) + σ(s)·ε)``, ε ~ N(0, I).
+
+    The trunk is an MLP ``obs → hidden_sizes (ReLU)``; one linear head gives μ and a raw
+    log σ, which is mapped smoothly into ``log_std_bounds = (lo, hi)`` by
+    ``log σ = lo + (hi − lo)·(tanh(raw) + 1)/2``.
+
+    Actions are in env units, inside ``[action_low, action_high]`` (scalars or one value per
+    action dim). Log-densities are of those returned actions, the ``log half`` Jacobian of the
+    affine map included.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        action_low: Bound = -1.0,
+        action_high: Bound = 1.0,
+        log_std_bounds: tuple[float, float] = (-5.0, 2.0),
+    ) -> None:
+        super().__init__()
+        if obs_dim < 1 or act_dim < 1:
+            raise ValueError(f"obs_dim and act_dim must be >= 1; got {obs_dim} and {act_dim}.")
+        lo, hi = float(log_std_bounds[0]), float(log_std_bounds[1])
+        if not lo < hi:
+            raise ValueError(f"log_std_bounds needs lo < hi; got {log_std_bounds}.")
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.log_std_bounds = (lo, hi)
+        self.trunk = mlp(obs_dim, hidden_sizes)
+        last = hidden_sizes[-1] if len(hidden_sizes) else obs_dim
+        self.head = nn.Linear(last, 2 * act_dim)
+        low_t, high_t = _bounds(action_low, action_high, act_dim)
+        self.register_buffer("action_low", low_t)
+        self.register_buffer("action_high", high_t)
+
+    @classmethod
+    def from_spaces(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, **kwargs: Any
+    ) -> "TanhGaussianPolicy":
+        """Build a policy for a Gymnasium env's (single, not vector) spaces."""
+        box = check_action_space(action_space)
+        return cls(
+            flat_obs_dim(observation_space), int(box.shape[0]),
+            action_low=box.low, action_high=box.high, **kwargs,
+        )
+
+    def distribution(self, obs: torch.Tensor) -> TanhNormal:
+        """The action distribution for ``obs [..., obs_dim]``; its math runs in float32
+        even when the matmuls run under bf16 autocast."""
+        mu, raw = self.head(self.trunk(obs)).float().chunk(2, dim=-1)
+        lo, hi = self.log_std_bounds
+        log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
+        return TanhNormal(mu, log_std.exp(), self.action_low, self.action_high, validate_args=False)
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(action [B, act_dim], log_prob [B])``: a reparameterized sample, or the squashed
+        mean when ``deterministic``. Gradients flow to the policy's weights through both."""
+        dist = self.distribution(obs)
+        return dist.mode_and_log_prob() if deterministic else dist.rsample_and_log_prob()
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """NumPy in, NumPy out: ``obs [obs_dim]`` → ``action [act_dim]``, or a batch
+        ``[B, obs_dim]`` → ``[B, act_dim]``. Deterministic (the squashed mean) by default."""
+        obs_np = np.asarray(obs, dtype=np.float32)
+        single = obs_np.ndim == 1
+        if obs_np.shape[-1] != self.obs_dim or obs_np.ndim not in (1, 2):
+            raise ValueError(
+                f"act() expects obs of shape ({self.obs_dim},) or (B, {self.obs_dim}); "
+                f"got {obs_np.shape}."
+            )
+        param = self.head.weight
+        x = torch.as_tensor(obs_np, device=param.device, dtype=param.dtype)
+        action, _ = self(x.unsqueeze(0) if single else x, deterministic=deterministic)
+        action = action.cpu().numpy()
+        return action[0] if single else action
