@@ -89,6 +89,7 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (same capacity), generator state included."""
         if state["capacity"] != self.capacity:
             raise ValueError(
                 f"checkpoint buffer capacity {state['capacity']} != this buffer's {self.capacity}."

@@ -16,12 +16,16 @@ __all__ = ["EnvConfig", "EvalConfig", "CheckpointConfig", "LogConfig", "TrainCon
 
 @dataclass
 class EnvConfig:
+    """Which env to train on."""
+
     id: str = "Pendulum-v1"  # any registered Gymnasium id with a bounded Box action space
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
 
 
 @dataclass
 class EvalConfig:
+    """Periodic deterministic evaluation on a separate env."""
+
     every_steps: int = 5_000  # 0 turns periodic evaluation off
     episodes: int = 10  # deterministic episodes per evaluation
     stop_return: Optional[float] = None  # stop early once the eval mean return reaches this
@@ -29,17 +33,23 @@ class EvalConfig:
 
 @dataclass
 class CheckpointConfig:
+    """When ``checkpoints/last.pt`` is written (always also at the end and on SIGINT/SIGTERM)."""
+
     every_steps: int = 0  # 0: only at the end and on SIGINT/SIGTERM
 
 
 @dataclass
 class LogConfig:
+    """TensorBoard logging and console progress."""
+
     every_steps: int = 1_000  # losses to TensorBoard (and a plain line off a TTY)
     progress: str = "auto"  # auto | bar | plain | none
 
 
 @dataclass
 class TrainConfig:
+    """A whole training run. ``train(TrainConfig(...))`` runs it; the Hydra CLI builds one."""
+
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: SACConfig = field(default_factory=SACConfig)
     seed: int = 0
@@ -83,10 +93,12 @@ class TrainConfig:
             raise ConfigError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (what checkpoints store)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Inverse of ``to_dict``."""
         d = dict(d)
         sub = {"env": EnvConfig, "agent": SACConfig, "eval": EvalConfig,
                "checkpoint": CheckpointConfig, "log": LogConfig}

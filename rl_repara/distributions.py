@@ -89,6 +89,7 @@ class TanhNormal(Distribution):
 
     @property
     def support(self) -> constraints.Constraint:
+        """The closed box ``[low, high]`` in every action dim."""
         return constraints.independent(constraints.interval(self.low, self.high), 1)
 
     @property
@@ -123,9 +124,11 @@ class TanhNormal(Distribution):
         return self._squash(u), self._log_prob_pre_squash(u, eps)
 
     def rsample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
+        """A differentiable action ``mid + half·tanh(μ + σ·ε)``, shape ``sample_shape + loc.shape``."""
         return self.rsample_and_log_prob(sample_shape)[0]
 
     def sample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
+        """Like ``rsample`` but without gradients (for acting in the env)."""
         with torch.no_grad():
             return self.rsample(sample_shape)
 
@@ -150,6 +153,7 @@ class TanhNormal(Distribution):
         return self._log_prob_pre_squash(u, (u - self.loc) / self.scale)
 
     def expand(self, batch_shape: torch.Size | tuple, _instance=None) -> "TanhNormal":
+        """The same distribution broadcast to a larger ``batch_shape``."""
         shape = torch.Size(batch_shape) + self.event_shape
         return TanhNormal(
             self.loc.expand(shape), self.scale.expand(shape), self.low, self.high,

@@ -6,8 +6,10 @@
 """
 from __future__ import annotations
 
+import os
 import random
 import signal
+import tempfile
 import time
 import warnings
 from collections import deque
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from .buffer import ReplayBuffer
-from .checkpoint import RunDirLock, find_checkpoint, load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, RunDirLock, find_checkpoint, load_checkpoint, save_atomic
 from .config import TrainConfig
 from .envs import EnvError, check_step, make_env, make_vec_env, restore_env, snapshot_env
 from .evaluation import evaluate
@@ -327,12 +329,12 @@ def _loop(run: _Run, stop: _StopFlag) -> TrainResult:
                 _evaluate(run, progress)
             progress.update(after, after - before, _bar_stats(run))
             if _crossed(before, after, cfg.checkpoint.every_steps):
-                _save(run)
+                _save_periodic(run, progress)
         interrupted = stop.signum is not None
         if run.eval_env is not None and not interrupted and run.last_eval_step != run.global_step:
             # a final evaluation of the finished policy
             _evaluate(run, progress)
-        _save(run)
+        _save_final(run)
     finally:
         progress.close()
         run.logger.close()
@@ -395,12 +397,38 @@ def _policy_only(run: _Run, eval_return: float) -> dict[str, Any]:
     }
 
 
-def _save(run: _Run) -> None:
+def _save(run: _Run, path: Optional[Path] = None) -> None:
     """Write ``last.pt`` unless the weights went non-finite (then the good one is kept)."""
     if not run.sac.parameters_finite():
         raise TrainingDiverged(
             f"the weights are non-finite at env step {run.global_step}; not overwriting the "
             f"last good checkpoint ({_last_good(run)})."
         )
-    save_atomic(run.state_dict(), run.ckpt_dir / "last.pt")
+    save_atomic(run.state_dict(), path or run.ckpt_dir / "last.pt")
+
+
+def _save_periodic(run: _Run, progress: Progress) -> None:
+    """A failed periodic write (disk full, ...) is reported and training goes on: the state
+    is still in memory, and the next periodic or final save tries again."""
+    try:
+        _save(run)
+    except CheckpointError as exc:
+        progress.write(f"[rl_repara] WARNING: {exc}. Training continues; will retry.")
+
+
+def _save_final(run: _Run) -> None:
+    """The last write of a run; if the run dir cannot take it, the state goes to a rescue file
+    in the temp dir so nothing is lost, and the error names both paths."""
+    try:
+        _save(run)
+    except CheckpointError as exc:
+        rescue = Path(tempfile.gettempdir()) / f"rl_repara-rescue-{os.getpid()}.pt"
+        try:
+            _save(run, rescue)
+        except CheckpointError:
+            raise exc from None
+        raise CheckpointError(
+            f"{exc}. The training state was saved instead to {rescue}; move it to "
+            f"{run.ckpt_dir / 'last.pt'} and resume from {run.run_dir}."
+        ) from None
 
