@@ -96,7 +96,7 @@ class TanhGaussianPolicy(nn.Module):
         ``[B, obs_dim]`` → ``[B, act_dim]``. Deterministic (the squashed mean) by default."""
         obs_np = np.asarray(obs, dtype=np.float32)
         single = obs_np.ndim == 1
-        if obs_np.shape[-1] != self.obs_dim or obs_np.ndim not in (1, 2):
+        if obs_np.ndim not in (1, 2) or obs_np.shape[-1] != self.obs_dim:
             raise ValueError(
                 f"act() expects obs of shape ({self.obs_dim},) or (B, {self.obs_dim}); "
                 f"got {obs_np.shape}."

@@ -1,0 +1,260 @@
+"""SAC's losses and update: each touches only its own parameters, the target network follows
+the Polyak rule exactly, and the Bellman target bootstraps on truncation only."""
+from __future__ import annotations
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+
+from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
+from rl_repara.sac import actor_loss, alpha_loss, critic_loss
+
+OBS_DIM, ACT_DIM, B = 3, 2, 16
+
+
+def make_batch(batch_size: int = B) -> Batch:
+    return Batch(
+        obs=torch.randn(batch_size, OBS_DIM),
+        action=torch.rand(batch_size, ACT_DIM) * 5.0 - 2.0,
+        reward=torch.randn(batch_size),
+        next_obs=torch.randn(batch_size, OBS_DIM),
+        terminated=(torch.rand(batch_size) < 0.3).float(),
+    )
+
+
+def make_policy() -> TanhGaussianPolicy:
+    return TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=(16,), action_low=-2.0, action_high=3.0)
+
+
+def make_modules():
+    """Policy, critics, and target critics that differ from the critics and still have
+    ``requires_grad`` on (so a leak of gradient into them would show)."""
+    policy = make_policy()
+    critics = QEnsemble(OBS_DIM, ACT_DIM, 2, (16,))
+    targets = copy.deepcopy(critics)
+    with torch.no_grad():
+        for p in targets.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    log_alpha = torch.tensor(math.log(0.3), requires_grad=True)
+    return policy, critics, targets, log_alpha
+
+
+def grads_present(module: torch.nn.Module) -> list[bool]:
+    return [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.parameters()]
+
+
+def no_grads(module: torch.nn.Module) -> bool:
+    return all(p.grad is None for p in module.parameters())
+
+
+def clone_batch(batch: Batch) -> Batch:
+    return Batch(*(t.clone() for t in batch))
+
+
+def assert_batch_equal(a: Batch, b: Batch) -> None:
+    for name, x, y in zip(Batch._fields, a, b):
+        assert torch.equal(x, y), f"batch.{name} was modified"
+
+
+# ------------------------------------------------------------- each loss, its own parameters
+def test_critic_loss_reaches_only_the_critics():
+    policy, critics, targets, log_alpha = make_modules()
+    batch = make_batch()
+    before = clone_batch(batch)
+    loss, info = critic_loss(policy, critics, targets, log_alpha.exp(), batch, gamma=0.99)
+    loss.backward()
+    assert all(grads_present(critics))
+    assert no_grads(policy) and no_grads(targets) and log_alpha.grad is None
+    assert_batch_equal(batch, before)
+    assert not info["qf_loss"].requires_grad and info["qf_loss"] == loss.detach()
+
+
+def test_actor_loss_reaches_only_the_policy():
+    policy, critics, targets, log_alpha = make_modules()
+    batch = make_batch()
+    before = clone_batch(batch)
+    alpha = log_alpha.exp()
+    torch.manual_seed(3)
+    loss, info = actor_loss(policy, critics, alpha, batch.obs)
+    loss.backward()
+    assert all(grads_present(policy))
+    assert no_grads(critics) and no_grads(targets) and log_alpha.grad is None
+    assert_batch_equal(batch, before)
+    assert not info["log_prob"].requires_grad
+
+    # its value: mean[α·log π(ã|s) − min_k Q_k(s, ã)] at the same reparameterized sample
+    torch.manual_seed(3)
+    with torch.no_grad():
+        action, log_prob = policy(batch.obs)
+        q_min = critics(batch.obs, action).min(0).values
+        expected = (alpha * log_prob - q_min).mean()
+    torch.testing.assert_close(loss.detach(), expected)
+    torch.testing.assert_close(info["log_prob"], log_prob)
+
+
+def test_alpha_loss_reaches_only_log_alpha_with_the_right_gradient():
+    policy, critics, targets, log_alpha = make_modules()
+    batch = make_batch()
+    before = clone_batch(batch)
+    _, info = actor_loss(policy, critics, log_alpha.exp(), batch.obs)
+    target_entropy = -float(ACT_DIM)
+    loss, _ = alpha_loss(log_alpha, info["log_prob"], target_entropy)
+    loss.backward()
+    assert no_grads(policy) and no_grads(critics) and no_grads(targets)
+    # d/d log α of −mean[log α·(log π + H)] = −mean[log π + H]
+    expected = -(info["log_prob"] + target_entropy).mean()
+    torch.testing.assert_close(log_alpha.grad, expected)
+    assert_batch_equal(batch, before)
+
+
+# ------------------------------------------------------------------------ bootstrapping
+def constant_ensemble(values: list[float]) -> QEnsemble:
+    """Critic k outputs ``values[k]`` for every input: zero last-layer weights, bias = value."""
+    ensemble = QEnsemble(OBS_DIM, ACT_DIM, len(values), (8,))
+    last = ensemble.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(values).reshape(-1, 1, 1))
+    return ensemble
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_critic_target_bootstraps_on_truncation_but_not_on_termination(alpha):
+    """y = r + γ·(1 − terminated)·(min_k Q'_k − α·log π(a'|s')), with Q' constant and Q constant:
+    loss = Σ_k mean_b (Q_k − y_b)², all by hand."""
+    gamma, q_values, target_values = 0.9, [1.0, 2.0], [5.0, 3.0]
+    critics, targets = constant_ensemble(q_values), constant_ensemble(target_values)
+    policy = make_policy()
+    rewards = [1.0, -0.5, 2.0, 0.0]
+    terminated = [1.0, 0.0, 1.0, 0.0]  # 0.0 is what a truncated (time-limit) step stores
+    batch = Batch(
+        obs=torch.randn(4, OBS_DIM), action=torch.rand(4, ACT_DIM),
+        reward=torch.tensor(rewards), next_obs=torch.randn(4, OBS_DIM),
+        terminated=torch.tensor(terminated),
+    )
+    torch.manual_seed(9)
+    with torch.no_grad():
+        _, next_log_prob = policy(batch.next_obs)  # the a' ~ π(·|s') the loss will draw
+    torch.manual_seed(9)
+    loss, _ = critic_loss(policy, critics, targets, torch.tensor(alpha), batch, gamma)
+
+    soft_next = [min(target_values) - alpha * float(lp) for lp in next_log_prob]
+    y = [r + gamma * (1.0 - d) * v for r, d, v in zip(rewards, terminated, soft_next)]
+    assert y[0] == rewards[0] and y[2] == rewards[2]  # terminated: the reward alone
+    expected = sum(sum((q - y_b) ** 2 for y_b in y) / len(y) for q in q_values)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------------------------------------------------ SAC.update
+def small_config(**overrides) -> SACConfig:
+    base = dict(hidden_sizes=[16], batch_size=B, tau=0.1, lr=1e-2, learning_starts=0, init_alpha=0.5)
+    return SACConfig(**{**base, **overrides})
+
+
+def snapshot(sac: SAC) -> dict[str, list[torch.Tensor]]:
+    return {
+        "policy": [p.detach().clone() for p in sac.policy.parameters()],
+        "critics": [p.detach().clone() for p in sac.critics.parameters()],
+        "targets": [p.detach().clone() for p in sac.target_critics.parameters()],
+        "log_alpha": [sac.log_alpha.detach().clone()],
+    }
+
+
+def changed(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(not torch.equal(x, y) for x, y in zip(a, b))
+
+
+def unchanged(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def assert_polyak(before: dict, after: dict, tau: float) -> None:
+    """θ'_new = θ'_old + τ·(θ_new − θ'_old), θ the critics after this update's critic step."""
+    for t_old, t_new, c_new in zip(before["targets"], after["targets"], after["critics"]):
+        torch.testing.assert_close(t_new, t_old + tau * (c_new - t_old), rtol=1e-6, atol=1e-7)
+
+
+def test_update_changes_what_it_should_and_moves_targets_by_polyak():
+    sac = SAC(make_policy(), small_config())
+    batch = make_batch()
+    batch_before = clone_batch(batch)
+    for _ in range(2):  # the second time the targets already differ from the critics
+        before = snapshot(sac)
+        metrics = sac.update(batch)
+        after = snapshot(sac)
+        assert changed(before["policy"], after["policy"])
+        assert changed(before["critics"], after["critics"])
+        assert changed(before["log_alpha"], after["log_alpha"])
+        assert_polyak(before, after, tau=0.1)
+    assert_batch_equal(batch, batch_before)
+    assert set(metrics) == {"qf_loss", "qf_values", "actor_loss", "entropy", "alpha_loss", "alpha"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert metrics["alpha"] == pytest.approx(math.exp(after["log_alpha"][0].item()))
+
+
+def test_policy_delay_holds_actor_and_alpha_between_actor_steps():
+    sac = SAC(make_policy(), small_config(policy_delay=2))
+    batch = make_batch()
+    before = snapshot(sac)
+    sac.update(batch)  # update 1: critic step only
+    after = snapshot(sac)
+    assert unchanged(before["policy"], after["policy"])
+    assert unchanged(before["log_alpha"], after["log_alpha"])
+    assert changed(before["critics"], after["critics"])
+    assert_polyak(before, after, tau=0.1)
+    sac.update(batch)  # update 2: critic, actor and α
+    final = snapshot(sac)
+    assert changed(after["policy"], final["policy"])
+    assert changed(after["log_alpha"], final["log_alpha"])
+
+
+def test_target_update_every_skips_polyak_in_between():
+    sac = SAC(make_policy(), small_config(target_update_every=2))
+    batch = make_batch()
+    before = snapshot(sac)
+    sac.update(batch)
+    middle = snapshot(sac)
+    assert unchanged(before["targets"], middle["targets"])
+    sac.update(batch)
+    assert_polyak(middle, snapshot(sac), tau=0.1)
+
+
+def test_fixed_alpha_stays_fixed():
+    sac = SAC(make_policy(), small_config(autotune_alpha=False, init_alpha=0.2))
+    batch = make_batch()
+    for _ in range(3):
+        metrics = sac.update(batch)
+    assert sac.alpha.item() == pytest.approx(0.2)
+    assert metrics["alpha"] == pytest.approx(0.2)
+    assert "alpha_loss" not in metrics
+
+
+def test_alpha_keeps_training_after_load_state_dict():
+    """A learner restored from a (serialized) state continues exactly like the original,
+    α included: the α optimizer still steps the restored log α."""
+    cfg = small_config()
+    original = SAC(make_policy(), cfg)
+    batch = make_batch()
+    for _ in range(3):
+        original.update(batch)
+    buffer = io.BytesIO()
+    torch.save(original.state_dict(), buffer)
+    buffer.seek(0)
+    restored = SAC(make_policy(), small_config())
+    restored.load_state_dict(torch.load(buffer, weights_only=False))
+    assert restored.log_alpha.item() == original.log_alpha.item()
+
+    for step in range(3):
+        log_alpha_before = restored.log_alpha.item()
+        torch.manual_seed(100 + step)
+        original.update(batch)
+        torch.manual_seed(100 + step)
+        restored.update(batch)
+        assert restored.log_alpha.item() != log_alpha_before
+        assert restored.log_alpha.item() == original.log_alpha.item()
+    for name in ("policy", "critics", "targets"):
+        for x, y in zip(snapshot(original)[name], snapshot(restored)[name]):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
