@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from .spaces import ConfigError
 
 __all__ = [
     "FORMAT", "CheckpointError", "save_atomic", "load_checkpoint", "find_checkpoint",
-    "RunDirLock",
+    "RunDirLock", "load_latest", "remove_stale_temp_files",
 ]
 
 FORMAT = "rl_repara-checkpoint-v1"
@@ -105,6 +106,33 @@ def find_checkpoint(path: str | Path, name: str = "last.pt") -> Path:
         f"{path} holds no checkpoint (looked for checkpoints/{name}). Was the run started "
         "with checkpointing, and did it get past its first save?"
     )
+
+
+def load_latest(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Load the newest readable checkpoint under ``path`` (a run dir, checkpoints dir or file).
+
+    When ``last.pt`` is unreadable but ``last.prev.pt`` is fine, the previous one is used with
+    a warning (one checkpoint interval is lost, not the run).
+    """
+    first = find_checkpoint(path)
+    try:
+        return first, load_checkpoint(first)
+    except CheckpointError as exc:
+        prev = first.with_suffix(".prev.pt")
+        if first.suffixes[-2:] == [".prev", ".pt"] or not prev.is_file():
+            raise
+        state = load_checkpoint(prev)
+        warnings.warn(f"{exc}; using the previous checkpoint {prev} instead.", RuntimeWarning, stacklevel=2)
+        return first, state
+
+
+def remove_stale_temp_files(ckpt_dir: str | Path) -> None:
+    """Delete ``.*.tmp`` files left by a write that was killed (call while holding the lock)."""
+    for tmp in Path(ckpt_dir).glob(".*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 class RunDirLock:

@@ -95,10 +95,13 @@ class TanhNormal(Distribution):
     @property
     def mode(self) -> torch.Tensor:
         """The squashed mean ``mid + half·tanh(μ)``: the deterministic action."""
-        return self._mid + self._half * torch.tanh(self.loc)
+        return self._squash(self.loc)
 
     def _squash(self, u: torch.Tensor) -> torch.Tensor:
-        return self._mid + self._half * torch.tanh(u)
+        """``mid + half·tanh(u)``, clamped to ``[low, high]``: in float32 the affine map can
+        round a saturated tanh a hair past a bound (e.g. 0.20000005 for high = 0.2)."""
+        a = self._mid + self._half * torch.tanh(u)
+        return torch.minimum(torch.maximum(a, self.low), self.high)
 
     def _log_prob_pre_squash(self, u: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """log p(a) from the pre-squash u and its standardized noise ε = (u − μ)/σ.

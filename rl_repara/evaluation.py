@@ -9,12 +9,15 @@ from .policies import TanhGaussianPolicy
 __all__ = ["evaluate", "run_episode"]
 
 
-def run_episode(policy: TanhGaussianPolicy, env: gym.Env, seed: int | None = None) -> float:
+def run_episode(
+    policy: TanhGaussianPolicy, env: gym.Env, seed: int | None = None, max_steps: int = 100_000
+) -> float:
     """One episode with ``policy.act(obs, deterministic=True)`` from its very first action;
-    returns the undiscounted return."""
+    returns the undiscounted return. Stops after ``max_steps`` if the env never ends."""
     obs, _ = env.reset(seed=seed)
-    total, done = 0.0, False
-    while not done:
+    total, done, steps = 0.0, False, 0
+    while not done and steps < max_steps:
+        steps += 1
         obs, reward, terminated, truncated, _ = env.step(policy.act(obs, deterministic=True))
         total += float(reward)
         done = terminated or truncated

@@ -23,8 +23,8 @@ def check_action_space(space: spaces.Space, env_id: str = "this env") -> spaces.
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise ConfigError(
             f"{env_id} has an unbounded Box action space (low={space.low}, high={space.high}); "
-            "SAC squashes actions with tanh into finite bounds. Wrap the env with "
-            "gymnasium.wrappers.ClipAction after giving the space finite bounds."
+            "SAC squashes actions with tanh into finite bounds. Give the env a Box action "
+            "space with finite low and high (e.g. a wrapper that sets action_space and clips)."
         )
     if not np.all(high > low):
         raise ConfigError(f"{env_id} has action bounds with high <= low: low={low}, high={high}.")

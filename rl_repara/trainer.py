@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from .buffer import ReplayBuffer
-from .checkpoint import CheckpointError, RunDirLock, find_checkpoint, load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, RunDirLock, load_latest, remove_stale_temp_files, save_atomic
 from .config import TrainConfig
 from .envs import EnvError, check_step, make_env, make_vec_env, restore_env, snapshot_env
 from .evaluation import evaluate
@@ -146,6 +147,7 @@ class _Run:
         self.recent_returns: deque[float] = deque(maxlen=20)
         self.last_eval: Optional[float] = None
         self.last_eval_step = -1
+        self.saved_step = -1
         self.logger: Optional[Logger] = None
         self.best_eval: Optional[float] = None
         self.last_info: dict[str, torch.Tensor] = {}
@@ -155,7 +157,7 @@ class _Run:
     # ------------------------------------------------------------------ start or resume
     def start_fresh(self) -> None:
         self.envs.action_space.seed(self.cfg.seed)
-        self.obs, _ = self.envs.reset(seed=self.cfg.seed)
+        self.obs = self._reset(seed=self.cfg.seed)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -186,19 +188,21 @@ class _Run:
         self.skipped_nonfinite = c["skipped_nonfinite"]
         self.recent_returns.extend(loop["recent_returns"])
         self.last_info = {k: v.to(self.device) for k, v in loop["last_info"].items()}
-        self.envs.reset(seed=self.cfg.seed)
+        self._reset(seed=self.cfg.seed)
         snaps = state["envs"]
         if all(s is not None for s in snaps):
             self.envs.envs = [restore_env(e, s) for e, s in zip(self.envs.envs, snaps)]
             self.obs, self.ep_return = loop["obs"], loop["ep_return"]
             self.ep_length, self.prev_done = loop["ep_length"], loop["prev_done"]
+            # the vector env's own record of which envs reset on the next step
+            self.envs._autoreset_envs = np.asarray(self.prev_done, dtype=bool).copy()
         else:
             warnings.warn(
                 f"{self.cfg.env.id} cannot be snapshotted mid-episode; the resumed run starts "
                 "new episodes (the learner, buffer and RNGs are restored exactly).",
                 stacklevel=2,
             )
-            self.obs, _ = self.envs.reset(seed=self.cfg.seed + self.global_step)
+            self.obs = self._reset(seed=self.cfg.seed + self.global_step)
         _set_rng_state(state["rng"], self.envs)
 
     # ------------------------------------------------------------------------- the loop
@@ -211,23 +215,58 @@ class _Run:
         stored with ``terminated = 0`` and their true final obs, so the target bootstraps.
         """
         cfg = self.cfg
-        if self.global_step < cfg.agent.learning_starts:
-            actions = self.envs.action_space.sample()
-        else:
-            with torch.inference_mode():
-                obs_t = torch.as_tensor(self.obs, device=self.device)
-                actions = self.sac.policy.distribution(obs_t).sample().cpu().numpy()
-        next_obs, reward, terminated, truncated, _ = self.envs.step(actions)
+        actions = self._actions()
+        next_obs, reward, terminated, truncated = self._step(actions)
         keep = ~self.prev_done
         bad = check_step(cfg.env.id, self.global_step, next_obs, reward, self.obs_shape)
         if bad is not None:
             keep = self._handle_nonfinite(bad, keep, next_obs, reward)
         if keep.any():
             self.buffer.add(self.obs[keep], actions[keep], reward[keep], next_obs[keep], terminated[keep])
-        self._track_episodes(reward, terminated | truncated, keep)
-        self.prev_done = terminated | truncated
+        done = terminated | truncated
+        self._track_episodes(reward, done, keep)
+        if bad is not None:
+            next_obs, done = self._restart_nonfinite(next_obs, done)
+        self.prev_done = done
         self.obs = next_obs
         self.global_step += cfg.num_envs
+
+    def _actions(self) -> np.ndarray:
+        """Uniform random actions until ``learning_starts``, then samples from the policy."""
+        if self.global_step < self.cfg.agent.learning_starts:
+            return self.envs.action_space.sample()
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(self.obs, device=self.device)
+            actions = self.sac.policy.distribution(obs_t).sample().cpu().numpy()
+        if not np.isfinite(actions).all():
+            raise TrainingDiverged(
+                f"the policy produced non-finite actions at env step {self.global_step}. "
+                f"Last good checkpoint: {_last_good(self)}. Try a lower agent.lr."
+            )
+        return actions
+
+    def _step(self, actions: np.ndarray):
+        with self._api_errors("step"):
+            next_obs, reward, terminated, truncated, _ = self.envs.step(actions)
+            return (next_obs, np.asarray(reward, dtype=np.float64),
+                    np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool))
+
+    def _reset(self, **kwargs) -> np.ndarray:
+        with self._api_errors("reset"):
+            return self.envs.reset(**kwargs)[0]
+
+    @contextlib.contextmanager
+    def _api_errors(self, call: str):
+        """Errors raised inside ``envs.step``/``reset`` become an ``EnvError`` naming the env."""
+        try:
+            yield
+        except (ValueError, TypeError, AssertionError, IndexError) as exc:
+            raise EnvError(
+                f"{self.cfg.env.id} broke the Gymnasium API in {call}() at env step "
+                f"{self.global_step}: {type(exc).__name__}: {exc}. reset() must return (obs, "
+                "info) and step() (obs, reward, terminated, truncated, info), with obs in the "
+                "observation space."
+            ) from exc
 
     def _handle_nonfinite(self, field: str, keep, next_obs, reward) -> np.ndarray:
         if self.cfg.on_nonfinite == "error":
@@ -237,9 +276,17 @@ class _Run:
             )
         finite = np.isfinite(next_obs).all(axis=1) & np.isfinite(reward)
         self.skipped_nonfinite += int((keep & ~finite).sum())
-        # a non-finite obs would poison the next transition too: end that env's episode
-        self.obs = np.where(finite[:, None], self.obs, 0.0).astype(np.float32)
         return keep & finite
+
+    def _restart_nonfinite(self, next_obs: np.ndarray, done: np.ndarray):
+        """(on_nonfinite=skip) An env whose obs went non-finite starts a new episode now, so
+        the bad obs is never fed to the policy nor stored as the start of a transition."""
+        bad_obs = ~np.isfinite(next_obs).all(axis=1)
+        if not bad_obs.any():
+            return next_obs, done
+        reset_obs = self._reset(options={"reset_mask": bad_obs})
+        self.ep_return[bad_obs], self.ep_length[bad_obs] = 0.0, 0
+        return np.where(bad_obs[:, None], reset_obs, next_obs), done & ~bad_obs
 
     def _track_episodes(self, reward, done, keep) -> None:
         self.ep_return += np.where(keep, np.nan_to_num(reward), 0.0)
@@ -267,11 +314,15 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
 
 
 def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
-    """The saved run's config (with the new ``total_steps``) and its checkpoint."""
-    state = load_checkpoint(find_checkpoint(cfg.resume))
+    """The saved run's config (with the new ``total_steps``) and its checkpoint.
+
+    ``cfg.resume`` may name the run dir, its ``checkpoints`` dir or a checkpoint file; the run
+    continues in the run dir that holds it.
+    """
+    path, state = load_latest(cfg.resume)
     saved = TrainConfig.from_dict(state["config"])
     saved.total_steps, saved.resume = cfg.total_steps, cfg.resume
-    saved.run_dir = str(Path(cfg.resume))
+    saved.run_dir = str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     saved.log.progress = cfg.log.progress
     return saved, state
 
@@ -297,6 +348,12 @@ def train(config: TrainConfig) -> TrainResult:
     except OSError as exc:
         raise ConfigError(f"cannot create run dir {run_dir}: {exc}") from None
     with RunDirLock(run_dir), _StopFlag() as stop:
+        remove_stale_temp_files(run_dir / "checkpoints")
+        if state is None and (run_dir / "checkpoints" / "last.pt").exists():
+            raise ConfigError(
+                f"run dir {run_dir} already holds a checkpoint; continue it with "
+                f"resume={run_dir}, or choose another run dir."
+            )
         _seed_everything(config.seed)  # before any network is built
         run = _Run(config, run_dir, device)
         if state is not None:
@@ -385,7 +442,10 @@ def _evaluate(run: _Run, progress: Progress) -> None:
     run.logger.scalars({"eval/mean_return": mean, "eval/std_return": std}, run.global_step)
     if run.best_eval is None or mean > run.best_eval:
         run.best_eval = mean
-        save_atomic(_policy_only(run, mean), run.ckpt_dir / "best.pt", keep_previous=False)
+        try:
+            save_atomic(_policy_only(run, mean), run.ckpt_dir / "best.pt", keep_previous=False)
+        except CheckpointError as exc:
+            _warn(progress, f"{exc}. Training continues.")
     progress.write(f"[rl_repara] step {run.global_step}: eval return {mean:.2f} ± {std:.2f}")
 
 
@@ -399,12 +459,16 @@ def _policy_only(run: _Run, eval_return: float) -> dict[str, Any]:
 
 def _save(run: _Run, path: Optional[Path] = None) -> None:
     """Write ``last.pt`` unless the weights went non-finite (then the good one is kept)."""
+    if path is None and run.saved_step == run.global_step:
+        return  # this very state is on disk already
     if not run.sac.parameters_finite():
         raise TrainingDiverged(
             f"the weights are non-finite at env step {run.global_step}; not overwriting the "
             f"last good checkpoint ({_last_good(run)})."
         )
     save_atomic(run.state_dict(), path or run.ckpt_dir / "last.pt")
+    if path is None:
+        run.saved_step = run.global_step
 
 
 def _save_periodic(run: _Run, progress: Progress) -> None:
@@ -413,7 +477,12 @@ def _save_periodic(run: _Run, progress: Progress) -> None:
     try:
         _save(run)
     except CheckpointError as exc:
-        progress.write(f"[rl_repara] WARNING: {exc}. Training continues; will retry.")
+        _warn(progress, f"{exc}. Training continues; will retry.")
+
+
+def _warn(progress: Progress, message: str) -> None:
+    """A warning that reaches the user whatever the progress mode."""
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _save_final(run: _Run) -> None:

@@ -1,0 +1,163 @@
+"""Reproducibility on CPU: the same seed gives the same run bit for bit, and a run stopped at
+step N and resumed to N + M logs exactly what an uninterrupted N + M run logs.
+
+The runs are compared through what a user sees: the ``losses/*`` and
+``charts/episodic_return`` scalars in the TensorBoard event files (``charts/SPS`` is wall-clock
+time and is left out), and the weights in the final checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
+from rl_repara.checkpoint import find_checkpoint, load_checkpoint
+from rl_repara.config import LogConfig
+from rl_repara.logger import LOSS_TAGS
+
+COMPARED = sorted(LOSS_TAGS.values()) + ["charts/episodic_return"]
+Series = dict[str, list[tuple[int, float]]]
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+TOTAL, LEARNING_STARTS, LOG_EVERY = 320, 150, 10
+
+
+def _config(run_dir: Path, env_id: str = "Pendulum-v1", total: int = TOTAL, seed: int = 0,
+            eval_every: int = 160) -> TrainConfig:
+    """Tiny nets, few updates: a 320-step run takes about a second."""
+    return TrainConfig(
+        env=EnvConfig(id=env_id), seed=seed, total_steps=total, run_dir=str(run_dir),
+        torch_threads=1,
+        agent=SACConfig(learning_starts=LEARNING_STARTS, hidden_sizes=[16, 16], batch_size=16),
+        eval=EvalConfig(every_steps=eval_every, episodes=1),
+        log=LogConfig(progress="none", every_steps=LOG_EVERY),
+    )
+
+
+def read_scalars(run_dir: Path) -> Series:
+    """Every (step, value) of the compared tags in ``run_dir/tb``, all event files merged the
+    way TensorBoard shows them (events purged on resume are dropped)."""
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in COMPARED if t in tags}
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    sac = load_checkpoint(find_checkpoint(run_dir))["sac"]
+    out = {f"policy.{k}": v for k, v in sac["policy"].items()}
+    out.update({f"critics.{k}": v for k, v in sac["critics"].items()})
+    out["log_alpha"] = sac["log_alpha"]
+    return out
+
+
+def _assert_same_series(a: Series, b: Series) -> None:
+    assert sorted(a) == sorted(b)
+    for tag in a:
+        steps_a, steps_b = [s for s, _ in a[tag]], [s for s, _ in b[tag]]
+        assert steps_a == steps_b, f"{tag}: logged at different steps"
+        diff = [(s, x, y) for (s, x), (_, y) in zip(a[tag], b[tag]) if x != y]
+        assert not diff, f"{tag}: first differences (step, a, b): {diff[:3]}"
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert sorted(a) == sorted(b)
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"weights differ: {differ}"
+
+
+@pytest.fixture(scope="module")
+def pendulum_straight(tmp_path_factory) -> Path:
+    """One uninterrupted Pendulum run (seed 0), shared by the tests below."""
+    run_dir = tmp_path_factory.mktemp("straight")
+    train(_config(run_dir))
+    return run_dir
+
+
+def test_same_seed_gives_bit_identical_metrics_and_weights(pendulum_straight, tmp_path):
+    train(_config(tmp_path / "again"))
+    first, second = read_scalars(pendulum_straight), read_scalars(tmp_path / "again")
+    assert set(first) == set(COMPARED)
+    logged_at = [s for s, _ in first["losses/qf_loss"]]
+    assert logged_at == list(range(LEARNING_STARTS, TOTAL + 1, LOG_EVERY))
+    _assert_same_series(first, second)
+    _assert_same_weights(_weights(pendulum_straight), _weights(tmp_path / "again"))
+
+
+def test_another_seed_gives_other_metrics(pendulum_straight, tmp_path):
+    train(_config(tmp_path / "seed1", seed=1))
+    first, other = read_scalars(pendulum_straight), read_scalars(tmp_path / "seed1")
+    for tag in ("losses/qf_loss", "losses/actor_loss", "charts/episodic_return"):
+        values_0 = [v for _, v in first[tag]]
+        values_1 = [v for _, v in other[tag]]
+        assert values_0 != values_1, f"{tag} is the same for seeds 0 and 1"
+
+
+def _stop_and_resume(run_dir: Path, env_id: str, stop_at: int, total: int, **kw) -> None:
+    train(_config(run_dir, env_id, total=stop_at, **kw))
+    assert load_checkpoint(find_checkpoint(run_dir))["counters"]["global_step"] == stop_at
+    train(TrainConfig(resume=str(run_dir), total_steps=total, log=LogConfig(progress="none")))
+
+
+@pytest.mark.parametrize("stop_at", [250, 200], ids=["mid-episode", "at-episode-end"])
+def test_pendulum_resume_is_bit_exact(pendulum_straight, tmp_path, stop_at):
+    """Pendulum episodes last 200 steps: stopping at 250 cuts an episode in half (the env is
+    restored from its snapshot); stopping at 200 stops right after a truncation, so the
+    resumed vector env must still start the next episode (NEXT_STEP autoreset)."""
+    _stop_and_resume(tmp_path / "resumed", "Pendulum-v1", stop_at, TOTAL)
+    _assert_same_series(read_scalars(pendulum_straight), read_scalars(tmp_path / "resumed"))
+    _assert_same_weights(_weights(pendulum_straight), _weights(tmp_path / "resumed"))
+
+
+def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path):
+    """Hopper-v5 (MuJoCo, restored with mj_getState/mj_setState). Its random-action episodes
+    end early at steps the straight run shows; stop once just after one ends and once in the
+    middle of one."""
+    pytest.importorskip("mujoco")
+    total, kw = TOTAL, {"eval_every": 0}
+    train(_config(tmp_path / "straight", "Hopper-v5", total=total, **kw))
+    straight = read_scalars(tmp_path / "straight")
+    ends = [s for s, _ in straight["charts/episodic_return"]]
+    at_end = next(s for s in ends if s >= LEARNING_STARTS + 20)
+    mid = next(s for s in range(at_end + 5, total) if s not in ends and s - 1 not in ends)
+    failures = {}
+    for name, stop_at in (("mid-episode", mid), ("at-episode-end", at_end)):
+        _stop_and_resume(tmp_path / name, "Hopper-v5", stop_at, total, **kw)
+        try:
+            _assert_same_series(straight, read_scalars(tmp_path / name))
+            _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / name))
+        except AssertionError as exc:
+            failures[f"{name} (stopped at {stop_at})"] = str(exc).splitlines()[0]
+    assert not failures, failures
+
+
+def test_env_without_snapshot_resumes_with_a_warning_and_keeps_learning(tmp_path):
+    """LunarLanderContinuous (Box2D) cannot be snapshotted: resume warns, starts new episodes
+    and trains on to the new total, logging losses past the stop step."""
+    pytest.importorskip("Box2D")
+    env_id = "LunarLanderContinuous-v3"
+    train(_config(tmp_path, env_id, total=200, eval_every=0))
+    before = load_checkpoint(find_checkpoint(tmp_path))
+    with pytest.warns(UserWarning, match=r"LunarLanderContinuous-v3 cannot be snapshotted"):
+        result = train(TrainConfig(resume=str(tmp_path), total_steps=TOTAL,
+                                   log=LogConfig(progress="none")))
+    assert result.global_step == TOTAL
+    steps = [s for s, _ in read_scalars(tmp_path)["losses/qf_loss"]]
+    assert steps == list(range(LEARNING_STARTS, TOTAL + 1, LOG_EVERY))  # no gap, no duplicate
+    after = load_checkpoint(find_checkpoint(tmp_path))
+    assert after["counters"]["global_step"] == TOTAL
+    n = before["buffer"]["size"]
+    assert after["buffer"]["size"] > n + (TOTAL - 200) * 3 // 4  # new transitions stored ...
+    for key, old in before["buffer"]["data"].items():  # ... after the restored ones
+        assert torch.equal(after["buffer"]["data"][key][:n], old), key
