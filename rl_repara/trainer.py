@@ -41,6 +41,9 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
+    """What ``train`` returns: where the run lives, how far it got, and its eval returns
+    (``None`` when evaluation was off); ``interrupted`` is True after SIGINT/SIGTERM."""
+
     run_dir: Path
     global_step: int
     last_eval_return: Optional[float]

@@ -1,0 +1,68 @@
+"""The example scripts run, end to end, as a user would start them (a subprocess each)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def _run(script: str, *args: str, timeout: float = 120) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_custom_loop_trains_and_prints_an_eval_return():
+    # learning_starts < steps, so the hand-written SAC update runs too
+    out = _run("custom_loop.py", "--steps", "300", "--learning-starts", "150", "--seed", "1",
+               "--hidden", "32", "--eval-episodes", "1")
+    match = re.search(rf"^eval return: ({NUMBER})$", out, re.MULTILINE)
+    assert match, out
+    # Pendulum's per-step reward lies in [-16.3, 0]: a 200-step episode returns in [-3260, 0]
+    assert -3300 < float(match.group(1)) <= 0
+
+
+def _variance_table(out: str, param: str) -> dict[int, list[float]]:
+    """The rows ``N pathwise score score+b ...`` under 'variance of the d/d<param> estimate'."""
+    section = out.split(f"variance of the d/d{param} estimate")[1].split("\n\n")[0]
+    rows = {}
+    for line in section.strip().splitlines()[1:]:  # skip the header
+        cells = line.split()
+        rows[int(cells[0])] = [float(c) if c != "-" else float("nan") for c in cells[1:4]]
+    return rows
+
+
+def test_gradient_variance_pathwise_beats_score_function(tmp_path):
+    png = tmp_path / "variance.png"
+    out = _run("gradient_variance.py", "--sizes", "1", "8", "--repeats", "400", "--out", str(png))
+    for param in ("mu", "sigma"):
+        table = _variance_table(out, param)
+        assert set(table) == {1, 8}, out
+        for n, (pathwise, score, score_baseline) in table.items():
+            assert 0 < pathwise < score, (param, n, out)
+            if n > 1:
+                assert pathwise < score_baseline < score, (param, n, out)
+        # the variance of a mean of N independent draws falls like 1/N (8x fewer: within 2x)
+        assert 4 < table[1][0] / table[8][0] < 16, (param, table)
+    bias = re.search(rf"max \|mean - ref\| / stderr over all cells = ({NUMBER})", out)
+    assert bias and float(bias.group(1)) < 4.5, out
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_soak_prints_an_rss_table_and_a_verdict(tmp_path):
+    out = _run("soak.py", "--steps", "800", "--buffer-size", "300", "--learning-starts", "200",
+               "--log-every", "100", "--eval-every", "400", "--checkpoint-every", "400",
+               "--hidden", "16", "--batch-size", "32", "--run-dir", str(tmp_path / "run"))
+    rows = re.findall(rf"^\s*(\d+)\s+({NUMBER})\s+({NUMBER})$", out, re.MULTILINE)
+    steps = [int(r[0]) for r in rows]
+    assert steps == list(range(100, 900, 100)), out
+    assert all(50 < float(r[1]) < 4096 for r in rows), out  # a Python + torch process, in MiB
+    assert re.search(r"^verdict: (flat|GROWING)", out, re.MULTILINE), out
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
