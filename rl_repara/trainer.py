@@ -49,6 +49,7 @@ class TrainResult:
     last_eval_return: Optional[float]
     best_eval_return: Optional[float]
     interrupted: bool
+    signum: Optional[int] = None  # the signal that stopped the run, if any
 
 
 def resolve_device(name: str) -> torch.device:
@@ -171,6 +172,7 @@ class _Run:
                 "global_step": self.global_step, "episodes": self.episodes,
                 "last_eval": self.last_eval, "best_eval": self.best_eval,
                 "skipped_nonfinite": self.skipped_nonfinite,
+                "last_eval_step": self.last_eval_step,
             },
             "loop": {
                 "obs": self.obs.copy(), "ep_return": self.ep_return.copy(),
@@ -189,6 +191,7 @@ class _Run:
         self.global_step, self.episodes = c["global_step"], c["episodes"]
         self.last_eval, self.best_eval = c["last_eval"], c["best_eval"]
         self.skipped_nonfinite = c["skipped_nonfinite"]
+        self.last_eval_step = c.get("last_eval_step", -1)
         self.recent_returns.extend(loop["recent_returns"])
         self.last_info = {k: v.to(self.device) for k, v in loop["last_info"].items()}
         self._reset(seed=self.cfg.seed)
@@ -323,8 +326,14 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     continues in the run dir that holds it.
     """
     path, state = load_latest(cfg.resume)
+    if "buffer" not in state:
+        raise CheckpointError(
+            f"{path} holds only a policy (best.pt is written for evaluation); resume from the "
+            "run dir or its checkpoints/last.pt."
+        )
     saved = TrainConfig.from_dict(state["config"])
     saved.total_steps, saved.resume = cfg.total_steps, cfg.resume
+    saved.device = cfg.device  # the machine may differ; torch_threads stays (it changes the float sums)
     saved.run_dir = str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     saved.log.progress = cfg.log.progress
     return saved, state
@@ -401,7 +410,9 @@ def _loop(run: _Run, stop: _StopFlag) -> TrainResult:
     if interrupted:
         progress.write(f"[rl_repara] stopped by signal {stop.signum} at step {run.global_step}; "
                        f"checkpoint saved. Resume with: rl-repara-train resume={run.run_dir}")
-    return TrainResult(run.run_dir, run.global_step, run.last_eval, run.best_eval, interrupted)
+    return TrainResult(
+        run.run_dir, run.global_step, run.last_eval, run.best_eval, interrupted, stop.signum
+    )
 
 
 def _solved(run: _Run) -> bool:

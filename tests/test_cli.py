@@ -1,0 +1,318 @@
+"""The real commands, run as subprocesses: rl-repara-train and rl-repara-eval.
+
+Tiny budgets (32x32 nets, batch 32, a few hundred env steps, one torch thread) keep each run to
+seconds. What a user sees is checked: files in the run dir, TensorBoard tags read back with
+TensorBoard's own reader, printed numbers, exit codes and one-line error messages.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TRAIN = str(BIN / "rl-repara-train")
+EVAL = str(BIN / "rl-repara-eval")
+TINY = [
+    "agent.hidden_sizes=[32,32]", "agent.batch_size=32", "agent.learning_starts=100",
+    "torch_threads=1", "log.progress=none",
+]
+# the straight run: evaluations at 300 and 600, losses every 50 steps
+STRAIGHT = TINY + ["eval.every_steps=300", "eval.episodes=2", "log.every_steps=50"]
+LOSS_TAGS = [
+    "losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss",
+    "losses/entropy", "losses/qf_values",
+]
+ALL_TAGS = LOSS_TAGS + [
+    "charts/episodic_return", "charts/episodic_length", "charts/SPS",
+    "eval/mean_return", "eval/std_return",
+]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run(cmd: list[str], cwd: Path, timeout: float = 240, env: dict | None = None):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env or _env())
+    return proc
+
+
+def ok(cmd: list[str], cwd: Path, timeout: float = 240):
+    proc = run(cmd, cwd, timeout)
+    assert proc.returncode == 0, f"{cmd}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+def saved(run_dir: Path, name: str = "last.pt") -> dict:
+    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """600 env steps in one process."""
+    cwd = tmp_path_factory.mktemp("straight")
+    proc = ok([TRAIN, "hydra.run.dir=run", "total_steps=600", *STRAIGHT], cwd)
+    return cwd / "run", proc
+
+
+# --------------------------------------------------------------------------- a short run
+def test_short_run_writes_run_dir_and_tags(straight):
+    run_dir, proc = straight
+    tags = scalars(run_dir)
+    assert set(ALL_TAGS) <= set(tags)
+    assert [s for s, _ in tags["eval/mean_return"]] == [300, 600]
+    # losses from the step learning starts (learning_starts=100), every 50 env steps
+    assert [s for s, _ in tags["losses/qf_loss"]] == list(range(100, 601, 50))
+    for name in ("last.pt", "best.pt"):
+        assert (run_dir / "checkpoints" / name).is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert saved(run_dir)["counters"]["global_step"] == 600
+    final = tags["eval/mean_return"][-1][1]
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert f"run dir {run_dir}" in summary and "step 600" in summary
+    assert f"last eval return {final:.2f}" in summary
+
+
+def test_default_config_is_pendulum_sac(tmp_path):
+    proc = ok([TRAIN, "--cfg", "job"], tmp_path)
+    assert "id: Pendulum-v1" in proc.stdout and "total_steps: 20000" in proc.stdout
+    assert "lr: 0.001" in proc.stdout and "learning_starts: 1000" in proc.stdout
+
+
+def _parse_eval(stdout: str) -> tuple[float, float]:
+    m = re.search(r"mean return (-?\d+\.\d+) \+- (\d+\.\d+) over (\d+)", stdout)
+    assert m, stdout
+    return float(m.group(1)), float(m.group(2))
+
+
+def test_eval_cli_reproduces_the_final_training_evaluation(straight, tmp_path):
+    """Same policy, same start states (train seed + 1e6), deterministic actions: the CLI's
+    mean and std equal the trainer's last evaluation."""
+    run_dir, _ = straight
+    proc = ok([EVAL, f"checkpoint={run_dir}", "episodes=2"], tmp_path)
+    mean, std = _parse_eval(proc.stdout)
+    tags = scalars(run_dir)
+    assert mean == pytest.approx(tags["eval/mean_return"][-1][1], abs=0.006)
+    assert std == pytest.approx(tags["eval/std_return"][-1][1], abs=0.006)
+    assert "step 600" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # evaluation writes no Hydra files
+
+
+def test_eval_cli_video(straight, tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    pytest.importorskip("pygame")
+    import imageio.v2 as imageio
+
+    run_dir, _ = straight
+    out = tmp_path / "pendulum.mp4"
+    proc = ok([EVAL, f"checkpoint={run_dir}/checkpoints/best.pt", "episodes=1", "video=true",
+               f"video_path={out}"], tmp_path)
+    reader = imageio.get_reader(str(out))
+    frames = sum(1 for _ in reader)
+    assert frames == 201  # the reset frame and 200 steps of Pendulum
+    assert reader.get_meta_data()["size"] == (500, 500)
+    mean, _ = _parse_eval(proc.stdout)
+    assert f"video (return {mean:.2f})" in proc.stdout  # the video is the first episode
+
+
+def test_train_video_of_a_mujoco_env(tmp_path):
+    """video=true: one deterministic episode to <run dir>/videos at the end, rendered
+    off-screen (EGL or OSMesa); env.kwargs reach gymnasium.make (a 30-step time limit)."""
+    import ctypes.util
+
+    pytest.importorskip("imageio_ffmpeg")
+    if not (ctypes.util.find_library("EGL") or ctypes.util.find_library("OSMesa")):
+        pytest.skip("no off-screen OpenGL library (libEGL or libOSMesa)")
+    import imageio.v2 as imageio
+
+    proc = ok([TRAIN, "hydra.run.dir=run", "env=halfcheetah", "+env.kwargs.max_episode_steps=30",
+               "total_steps=60", "agent.learning_starts=50", "eval.every_steps=0", "video=true",
+               *[a for a in TINY if "learning_starts" not in a]], tmp_path)
+    video = tmp_path / "run" / "videos" / "step60.mp4"
+    assert "video of one deterministic episode" in proc.stdout and str(video) in proc.stdout
+    reader = imageio.get_reader(str(video))
+    assert sum(1 for _ in reader) == 31  # the reset frame and 30 steps
+    assert reader.get_meta_data()["size"] == (480, 480)
+
+
+# ------------------------------------------------------------------------------- resume
+def test_resume_in_a_new_process_is_bit_exact(straight, tmp_path):
+    """300 steps, stop, resume to 600 in a new process == 600 steps straight, bit for bit."""
+    run_a, _ = straight
+    run_b = tmp_path / "run"
+    ok([TRAIN, "hydra.run.dir=run", "total_steps=300", *STRAIGHT], tmp_path)
+    hydra_cfg = (run_b / ".hydra" / "config.yaml").read_text()
+    proc = ok([TRAIN, f"resume={run_b}", "total_steps=600"], tmp_path)
+    assert "at step 300, training to step 600" in proc.stdout
+    a, b = scalars(run_a), scalars(run_b)
+    for tag in LOSS_TAGS + ["eval/mean_return", "charts/episodic_return"]:
+        assert b[tag] == a[tag], tag
+    assert saved(run_b)["counters"]["global_step"] == 600
+    # resuming wrote no Hydra files: the run's .hydra/ still describes its training
+    assert (run_b / ".hydra" / "config.yaml").read_text() == hydra_cfg
+    assert sorted(p.name for p in (run_b / ".hydra").iterdir()) == [
+        "config.yaml", "hydra.yaml", "overrides.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_resume_of_a_finished_run_does_nothing(straight, tmp_path):
+    run_dir, _ = straight
+    before = (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns
+    proc = ok([TRAIN, f"resume={run_dir}"], tmp_path)
+    assert "already at step 600 of total_steps=600" in proc.stdout
+    assert (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_sigterm_checkpoints_then_rerun_resumes_to_completion(tmp_path):
+    """SIGTERM mid-run: a checkpoint and a clean exit. The same command again (a requeued
+    job: same run dir, no resume=) continues from that checkpoint to the end."""
+    cmd = [TRAIN, "hydra.run.dir=run", "total_steps=1500", "eval.every_steps=0",
+           "log.every_steps=100", *TINY, "log.progress=plain"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=_env())
+    lines = []
+    for line in proc.stdout:  # plain progress lines: "[rl_repara] step 300/1500 ..."
+        lines.append(line)
+        if "step 300/1500" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out = "".join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0, out
+    assert "stopped by signal 15" in out and "Traceback" not in out
+    stopped = saved(tmp_path / "run")["counters"]["global_step"]
+    assert 300 <= stopped < 1500
+
+    proc = ok(cmd, tmp_path)
+    assert f"found a checkpoint in the run dir; resuming {tmp_path / 'run'} at step {stopped}" \
+        in proc.stdout
+    assert saved(tmp_path / "run")["counters"]["global_step"] == 1500
+    steps = [s for s, _ in scalars(tmp_path / "run")["losses/qf_loss"]]
+    assert steps == list(range(100, 1501, 100))  # continues, no step twice
+
+
+# ------------------------------------------------------------------------------ sweeps
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
+def test_multirun_gives_each_seed_its_own_dir(tmp_path, launcher):
+    # parallel jobs (joblib, submitit_local) get one torch thread each without being told
+    tiny = TINY if launcher == "basic" else [a for a in TINY if not a.startswith("torch_threads")]
+    ok([TRAIN, "-m", "seed=0,1", f"hydra/launcher={launcher}", "hydra.sweep.dir=sweep",
+        "total_steps=200", "eval.every_steps=0", *tiny], tmp_path, timeout=300)
+    for seed in (0, 1):
+        run_dir = tmp_path / "sweep" / f"{seed}_seed{seed}"
+        state = saved(run_dir)
+        assert state["config"]["seed"] == seed
+        assert state["counters"]["global_step"] == 200
+        assert (run_dir / "tb").is_dir() and (run_dir / ".hydra" / "config.yaml").is_file()
+        assert state["config"]["torch_threads"] == 1
+
+
+# ------------------------------------------------------------------------- user errors
+def _assert_clean_error(proc, prog: str, expected: str, code: int = 2) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == code, out
+    assert "Traceback" not in out, out
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith(f"{prog}: error: "), proc.stderr
+    assert expected in errors[0], errors[0]
+
+
+TRAIN_ERRORS = {
+    "typo": (["agent.lerning_rate=0.1"], "unknown config key 'agent.lerning_rate'"),
+    "bad value": (["total_steps=-5"], "total_steps must be > 0; got -5"),
+    "wrong type": (["total_steps=abc"], "bad value for total_steps"),
+    "discrete actions": (["env.id=CartPole-v1"],
+                         "CartPole-v1 has a Discrete action space; SAC needs a bounded "
+                         "continuous Box action space"),
+    "unknown env": (["env.id=NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
+    "unknown preset": (["env=nosuchpreset"], "Could not find 'env/nosuchpreset'"),
+    "run_dir key": (["run_dir=elsewhere"], "choose it with hydra.run.dir=DIR"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_ERRORS))
+def test_train_user_errors_are_one_line(tmp_path, case):
+    args, expected = TRAIN_ERRORS[case]
+    proc = run([TRAIN, *args, *TINY], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", expected)
+    assert list(tmp_path.iterdir()) in ([], [tmp_path / "runs"])  # no run dir left behind
+    assert not any((tmp_path / "runs").glob("*/*"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu(tmp_path):
+    proc = run([TRAIN, "device=cuda", *TINY], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", "device=cuda was asked for, but this torch "
+                        "sees no CUDA GPU")
+
+
+def test_resume_errors_create_no_dirs(tmp_path):
+    missing = tmp_path / "no_such_run"
+    proc = run([TRAIN, f"resume={missing}"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", f"no such file or directory: {missing}")
+    assert not missing.exists()
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    proc = run([TRAIN, f"resume={empty}"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", f"{empty} holds no checkpoint")
+    assert list(empty.iterdir()) == []
+
+
+def test_resume_from_a_policy_only_checkpoint(straight, tmp_path):
+    run_dir, _ = straight
+    policy_only = tmp_path / "run"
+    (policy_only / "checkpoints").mkdir(parents=True)
+    (policy_only / "checkpoints" / "last.pt").write_bytes(
+        (run_dir / "checkpoints" / "best.pt").read_bytes())
+    proc = run([TRAIN, f"resume={policy_only}"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", "holds only a policy")
+
+
+def test_eval_user_errors(tmp_path):
+    proc = run([EVAL], tmp_path)
+    _assert_clean_error(proc, "rl-repara-eval", "give the policy to evaluate: checkpoint=")
+    proc = run([EVAL, f"checkpoint={tmp_path / 'nope.pt'}"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-eval",
+                        f"no such file or directory: {tmp_path / 'nope.pt'}")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00not a checkpoint" * 10)
+    proc = run([EVAL, f"checkpoint={corrupt}"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-eval",
+                        f"{corrupt} is not a readable rl_repara checkpoint")
+    proc = run([EVAL, f"checkpoint={corrupt}", "epsodes=3"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-eval",
+                        "unknown config key 'epsodes'. Did you mean episodes?")
+
+
+def test_hydra_full_error_shows_the_traceback(tmp_path):
+    env = _env()
+    env["HYDRA_FULL_ERROR"] = "1"
+    proc = run([TRAIN, "env.id=CartPole-v1", *TINY], tmp_path, env=env)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_scripts_are_thin_wrappers(tmp_path):
+    proc = run([sys.executable, str(REPO / "scripts" / "train.py"), "env.id=CartPole-v1"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", "SAC needs a bounded continuous Box")
+    proc = run([sys.executable, str(REPO / "scripts" / "evaluate.py")], tmp_path)
+    _assert_clean_error(proc, "rl-repara-eval", "give the policy to evaluate")
