@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["mlp", "EnsembleLinear"]
+__all__ = ["mlp", "EnsembleLinear", "ensemble_linear"]
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int | None = None) -> nn.Sequential:
@@ -44,9 +44,21 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         w, b = (self.weight.detach(), self.bias.detach()) if detach_params else (self.weight, self.bias)
-        if x.dim() == 2:  # one input shared by every member: [B, in] @ [N, in, out]
-            return torch.matmul(x, w) + b
-        return torch.baddbmm(b, x, w)
+        return ensemble_linear(x, w, b)
 
     def extra_repr(self) -> str:
         return f"num_members={self.num_members}, in_dim={self.in_dim}, out_dim={self.out_dim}"
+
+
+def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``y[k] = x[k] @ weight[k] + bias[k]`` for ``x [N, B, in]`` or a shared ``x [B, in]``.
+
+    One ``baddbmm`` (bias and matmul in one kernel; a shared input is a stride-0 view, not a
+    copy). A single output column (a critic's last layer) is ``Σ_i x_i·w_i`` as a multiply and
+    a sum instead: batched matmuls with one output column are about 4× slower on CPU.
+    """
+    if weight.shape[-1] == 1:
+        return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
+    if x.dim() == 2:
+        x = x.expand(weight.shape[0], *x.shape)
+    return torch.baddbmm(bias, x, weight)

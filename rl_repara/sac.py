@@ -47,6 +47,7 @@ class SACConfig:
     cudagraphs: bool = False  # CUDA graphs for the update (GPU only; implies compile)
 
     def validate(self) -> None:
+        """Raise ``ValueError`` naming the first value out of its range."""
         checks = [
             (0.0 <= self.gamma <= 1.0, "gamma must be in [0, 1]"),
             (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
@@ -100,10 +101,12 @@ def actor_loss(
     """``loss = mean_B [α·log π(ã|s) − min_k Q_k(s, ã)]`` with ``ã = rsample`` (pathwise).
 
     The critics run with detached weights: the gradient reaches the policy through ã, and no
-    weight gradient is built for the critics. ``info["log_prob"]`` is kept for the α loss.
+    weight gradient is built for the critics (``QEnsemble.min_q``, which on CPU also
+    back-propagates each row through the one critic that attains the min).
+    ``info["log_prob"]`` is kept for the α loss.
     """
     action, log_prob = policy(obs)
-    q = critics(obs, action, detach_params=True).min(dim=0).values
+    q = critics.min_q(obs, action)
     loss = (alpha.detach() * log_prob - q).mean()
     return loss, {
         "actor_loss": loss.detach(),
@@ -173,12 +176,13 @@ class SAC:
         self._target_params = list(self.target_critics.parameters())
         self.num_updates = 0
         self._last_actor_info: Info = {}
-        self._step_fn = self._update_step
+        self._critic_loss, self._actor_loss = critic_loss, actor_loss
         if cfg.compile or cfg.cudagraphs:
-            self._step_fn = self._compiled_step()
+            self._compile_losses()
 
     @property
     def alpha(self) -> torch.Tensor:
+        """The entropy temperature ``α = exp(log α)``, detached."""
         return self.log_alpha.detach().exp()
 
     def _autocast(self):
@@ -189,7 +193,7 @@ class SAC:
     def _update_step(self, batch: Batch, actor_step: bool, target_step: bool) -> Info:
         cfg, alpha = self.config, self.alpha
         with self._autocast():
-            qf_loss, info = critic_loss(
+            qf_loss, info = self._critic_loss(
                 self.policy, self.critics, self.target_critics, alpha, batch, cfg.gamma
             )
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -198,27 +202,41 @@ class SAC:
 
         if actor_step:
             with self._autocast():
-                pi_loss, pi_info = actor_loss(self.policy, self.critics, alpha, batch.obs)
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            pi_loss.backward()
-            self.actor_optimizer.step()
+                loss, pi_info = self._actor_loss(self.policy, self.critics, alpha, batch.obs)
             info.update(pi_info)
+            self.actor_optimizer.zero_grad(set_to_none=True)
             if cfg.autotune_alpha:
+                # one backward for both: the actor loss holds α detached and the α loss holds
+                # log π detached, so each gradient is that of its own loss alone
                 a_loss, a_info = alpha_loss(self.log_alpha, pi_info["log_prob"], self.target_entropy)
-                self.alpha_optimizer.zero_grad(set_to_none=True)
-                a_loss.backward()
-                self.alpha_optimizer.step()
                 info.update(a_info)
+                loss = loss + a_loss
+                self.alpha_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.actor_optimizer.step()
+            if cfg.autotune_alpha:
+                self.alpha_optimizer.step()
         if target_step:
             polyak_update(self._target_params, self._critic_params, cfg.tau)
         info.pop("log_prob", None)
         return info
 
-    def _compiled_step(self):
-        options = {"triton.cudagraphs": True} if self.config.cudagraphs else None
-        if self.config.cudagraphs and self.device.type != "cuda":
-            raise ValueError("agent.cudagraphs=true needs a CUDA device; set device=cuda or turn it off.")
-        return torch.compile(self._update_step, options=options)
+    def _compile_losses(self) -> None:
+        """``torch.compile`` the two network losses (forward and, through AOTAutograd, their
+        backward); the optimizer steps and the Polyak update stay eager (fused kernels already).
+
+        ``cudagraphs`` adds ``mode="reduce-overhead"`` (CUDA graphs). CUDA graphs reuse their
+        output memory, so ``update_tensors`` marks each step and clones the metrics it keeps.
+        """
+        cfg = self.config
+        if cfg.cudagraphs and self.device.type != "cuda":
+            raise ValueError(
+                f"agent.cudagraphs=true needs a CUDA device, but the learner is on {self.device}. "
+                "Set device=cuda, or set agent.cudagraphs=false (agent.compile=true works on CPU)."
+            )
+        mode = "reduce-overhead" if cfg.cudagraphs else None
+        self._critic_loss = torch.compile(critic_loss, mode=mode)
+        self._actor_loss = torch.compile(actor_loss, mode=mode)
 
     def update_tensors(self, batch: Batch) -> Info:
         """One SAC update; metrics stay tensors on the device (no host sync)."""
@@ -226,7 +244,11 @@ class SAC:
         self.num_updates += 1
         actor_step = self.num_updates % cfg.policy_delay == 0
         target_step = self.num_updates % cfg.target_update_every == 0
-        info = self._step_fn(batch, actor_step, target_step)
+        if self.config.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        info = self._update_step(batch, actor_step, target_step)
+        if self.config.cudagraphs:
+            info = {k: v.clone() for k, v in info.items()}
         if actor_step:
             self._last_actor_info = {k: v for k, v in info.items() if k != "qf_loss" and k != "qf_values"}
         info = {**self._last_actor_info, **info}
@@ -239,6 +261,7 @@ class SAC:
 
     # ---------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
+        """Networks, target critics, log α, the three optimizers and the update counter."""
         return {
             "policy": self.policy.state_dict(),
             "critics": self.critics.state_dict(),
