@@ -77,7 +77,9 @@ class TanhNormal(Distribution):
             )
         low_t = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
         high_t = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
-        if not bool(torch.all(high_t > low_t)):
+        # validate_args=False (the policy's hot path, whose bounds were checked once at
+        # construction) skips this host-syncing check
+        if validate_args is not False and not bool(torch.all(high_t > low_t)):
             raise ValueError(f"TanhNormal needs low < high in every dim; got low={low}, high={high}.")
         self.loc, self.scale = loc, scale
         self.low, self.high = low_t, high_t
