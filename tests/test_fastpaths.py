@@ -18,25 +18,14 @@ from torch import nn
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
 from rl_repara.networks import ensemble_linear
 from rl_repara.sac import alpha_loss, critic_loss, polyak_update
+from test_critics import separate_mlps
 
 OBS_DIM, ACT_DIM, N, HIDDEN, B = 5, 3, 2, [16, 16], 64
 
 
 def member_mlps(ensemble: QEnsemble) -> list[nn.Sequential]:
     """Each member as its own float64 ``nn.Sequential`` of ``nn.Linear`` (an independent reference)."""
-    nets = []
-    for k in range(ensemble.num_critics):
-        layers: list[nn.Module] = []
-        for i, layer in enumerate(ensemble.layers):
-            linear = nn.Linear(layer.in_dim, layer.out_dim).double()
-            with torch.no_grad():
-                linear.weight.copy_(layer.weight[k].T)
-                linear.bias.copy_(layer.bias[k, 0])
-            layers.append(linear)
-            if i < len(ensemble.layers) - 1:
-                layers.append(nn.ReLU())
-        nets.append(nn.Sequential(*layers))
-    return nets
+    return [net.double() for net in separate_mlps(ensemble)]
 
 
 def reference_min_q(ensemble: QEnsemble, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
