@@ -166,6 +166,8 @@ def _describe(exc: BaseException) -> Optional[str]:
     from hydra.errors import HydraException
 
     for e in chain:
+        if isinstance(e, ValueError) and str(e).startswith("Only one of --run"):
+            return f"{e} (print a sweep's config without -m: --cfg job)"  # Hydra's flag check
         if isinstance(e, HydraException):
             text = str(e).split("Config search path")[0]  # Hydra's internals: not for users
             return " ".join(text.split())

@@ -246,6 +246,7 @@ TRAIN_ERRORS = {
     "unknown env": (["env.id=NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
     "unknown preset": (["env=nosuchpreset"], "Could not find 'env/nosuchpreset'"),
     "run_dir key": (["run_dir=elsewhere"], "choose it with hydra.run.dir=DIR"),
+    "two modes": (["-m", "--cfg", "job", "seed=0,1"], "Only one of --run, --multirun, --cfg"),
 }
 
 

@@ -1,0 +1,150 @@
+"""The README's quick tour, executed: every command of its bash block, parsed out of README.md.
+
+The commands run as written except for three things a test must change:
+* budgets: each `rl-repara-train` gets tiny overrides (a few hundred steps, batch 32) in place of
+  the values it names or in addition to them; a resume may only change `total_steps` and
+  `log.progress`, so it gets those two;
+* placeholders: `<time>` becomes the run dir the earlier commands created, `<yours>` a partition;
+* what cannot run here: `tensorboard` is started on a free port and queried over HTTP, then
+  stopped; the SLURM sweep (no cluster) is composed with `--cfg hydra` instead of submitted.
+
+A README edit that breaks a command, renames a flag or moves a run dir fails this test.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from test_cli import BIN, REPO, _env, saved, scalars
+
+README = (REPO / "README.md").read_text()
+TINY = {
+    "total_steps": "300", "agent.learning_starts": "100", "agent.batch_size": "32",
+    "eval.every_steps": "150", "eval.episodes": "1", "log.every_steps": "100",
+    "log.progress": "none", "torch_threads": "1",
+}
+RESUME_TOTAL = "600"
+
+
+def tour_commands() -> list[str]:
+    """The quick tour's bash block: comments dropped, `\\` continuations joined."""
+    section = README.split("## Quick tour", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    lines = block.replace("\\\n", " ").splitlines()
+    return [" ".join(line.split("#", 1)[0].split()) for line in lines if line.split("#", 1)[0].strip()]
+
+
+def _shrink(args: list[str]) -> list[str]:
+    """Tiny budgets for a training command (its own values for the other keys stay)."""
+    if any(a.startswith("resume=") for a in args):
+        budget = {"total_steps": RESUME_TOTAL, "log.progress": "none"}
+        if not any(a.startswith("total_steps=") for a in args):
+            budget = {"log.progress": "none"}  # "continue in place": the saved budget
+    else:
+        budget = dict(TINY)
+    out = []
+    for a in args:
+        key = a.split("=", 1)[0]
+        out.append(f"{key}={budget.pop(key)}" if key in budget else a)
+    return out + [f"{k}={v}" for k, v in budget.items()]
+
+
+def _newest(pattern: str, cwd: Path) -> Path:
+    found = sorted(cwd.glob(pattern))
+    assert found, f"no {pattern} under {cwd}"
+    return found[-1]
+
+
+def _fill(command: str, cwd: Path) -> str:
+    """Replace the placeholders with what the earlier commands created."""
+    command = re.sub(r"runs/([\w.-]+)/multirun-<time>",
+                     lambda m: str(_newest(f"runs/{m.group(1)}/multirun-*", cwd).relative_to(cwd)),
+                     command)
+    command = re.sub(r"runs/([\w.-]+)/<time>",
+                     lambda m: str(_newest(f"runs/{m.group(1)}/20*", cwd).relative_to(cwd)),
+                     command)
+    return command.replace("<yours>", "gpu_partition")
+
+
+def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env())
+    assert proc.returncode == 0, f"{shlex.join(args)}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def _tensorboard_tags(cwd: Path, logdir: str) -> set[str]:
+    """Serve `logdir` like the README does and read the scalar tags over HTTP."""
+    tb = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", logdir, "--port", "0"], cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        url = None
+        for line in tb.stdout:  # "TensorBoard 2.x at http://localhost:PORT/ (Press CTRL+C to quit)"
+            m = re.search(r"(http://\S+?:\d+)/", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "tensorboard printed no URL"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with urllib.request.urlopen(f"{url}/data/plugin/scalars/tags", timeout=10) as r:
+                runs = json.load(r)
+            if runs:
+                return {tag for tags in runs.values() for tag in tags}
+            time.sleep(1)
+        raise AssertionError("tensorboard served no runs")
+    finally:
+        tb.terminate()
+        tb.wait(timeout=30)
+
+
+def test_quick_tour_runs_as_written(tmp_path):
+    commands = tour_commands()
+    assert len(commands) >= 12, commands
+    seen: list[str] = []
+    for command in commands:
+        args = shlex.split(_fill(command, tmp_path))
+        prog = args[0]
+        if prog == "tensorboard":
+            tags = _tensorboard_tags(tmp_path, args[args.index("--logdir") + 1])
+            for prefix in ("charts/", "losses/", "eval/"):  # what the README's comment promises
+                assert any(t.startswith(prefix) for t in tags), (prefix, tags)
+        elif prog == "rl-repara-train" and "hydra/launcher=submitit_slurm" in args:
+            # no cluster: compose the same command and check what would be submitted
+            argv = [a for a in args[1:] if a != "-m"]
+            argv = [re.sub(r"^seed=.*", "seed=0", a) for a in argv]
+            out = _run([str(BIN / prog), *argv, "--cfg", "hydra", "-p", "hydra.launcher"],
+                       tmp_path).stdout
+            assert "SlurmLauncher" in out and "partition: gpu_partition" in out
+            assert "timeout_min: 600" in out
+        elif prog == "rl-repara-train":
+            _run([str(BIN / prog), *_shrink(args[1:])], tmp_path)
+        elif prog == "rl-repara-eval":
+            out = _run([str(BIN / prog), *args[1:]], tmp_path).stdout
+            assert re.search(r"mean return -?\d+\.\d+ \+- \d+\.\d+ over", out), out
+        elif prog == "python":
+            _run([sys.executable, str(REPO / args[1]), *args[2:]], tmp_path)
+        else:
+            pytest.fail(f"the quick tour has a command this test does not know: {command}")
+        seen.append(prog)
+
+    # what the tour promised exists
+    pendulum = _newest("runs/Pendulum-v1/20*", tmp_path)
+    assert saved(pendulum)["counters"]["global_step"] == int(RESUME_TOTAL)  # trained, resumed, extended
+    assert [s for s, _ in scalars(pendulum)["losses/qf_loss"]] == [100, 200, 300, 400, 500, 600]
+    assert list((pendulum / "videos").glob("*.mp4")), "eval video=true wrote no mp4"
+    cheetah = _newest("runs/HalfCheetah-v5/20*", tmp_path)
+    assert saved(cheetah)["config"]["env"]["id"] == "HalfCheetah-v5"
+    walker = _newest("runs/BipedalWalker-v3/20*", tmp_path)
+    assert saved(walker)["config"]["agent"]["hidden_sizes"] == [400, 300]
+    sweeps = sorted(tmp_path.glob("runs/Pendulum-v1/multirun-*"))
+    assert [len(list(s.glob("*_seed*"))) for s in sweeps] == [3, 2]
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert seen.count("rl-repara-train") >= 8 and "tensorboard" in seen
