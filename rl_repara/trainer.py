@@ -96,8 +96,20 @@ def _set_rng_state(state: dict[str, Any], envs) -> None:
     envs.action_space.np_random.bit_generator.state = state["action_space"]
 
 
+def _preempt_signal() -> Optional[int]:
+    """The signal a cluster job gets shortly before it is stopped: submitit (Hydra's SLURM
+    launcher) asks SLURM for SIGUSR2, or for the one named by ``SUBMITIT_PREEMPT_SIGNAL``."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper()
+    return getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
+
+
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the iteration and exits."""
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the iteration and exits.
+
+    The preemption signal (SIGUSR2) is taken over only where a handler is already installed
+    (submitit's, which requeues the job and exits): it too stops the loop with a checkpoint,
+    and ``pass_on`` then calls that handler, so the requeued job resumes from this step
+    rather than from the last periodic checkpoint."""
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
@@ -106,10 +118,14 @@ class _StopFlag:
     def _handler(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.signum = signum
+        if self.signum is None:
+            self.signum = signum
 
     def __enter__(self) -> "_StopFlag":
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        preempt = _preempt_signal()
+        for sig in (signal.SIGINT, signal.SIGTERM, preempt):
+            if sig is None or (sig == preempt and not callable(signal.getsignal(sig))):
+                continue
             try:
                 self._old[sig] = signal.signal(sig, self._handler)
             except ValueError:  # not the main thread: leave the handlers alone
@@ -119,6 +135,12 @@ class _StopFlag:
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+    def pass_on(self) -> None:
+        """After the checkpoint: hand the preemption signal to the handler it was meant for."""
+        old = self._old.get(self.signum) if self.signum == _preempt_signal() else None
+        if callable(old):
+            old(self.signum, None)
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -343,7 +365,9 @@ def train(config: TrainConfig) -> TrainResult:
     """Train SAC as ``config`` says; resume in place when ``config.resume`` names a run dir.
 
     Checkpoints go to ``<run_dir>/checkpoints/last.pt`` every ``checkpoint.every_steps``, at
-    the end, and on SIGINT/SIGTERM (after which this returns with ``interrupted=True``).
+    the end, and on SIGINT/SIGTERM (after which this returns with ``interrupted=True``). In a
+    submitit (SLURM) job the preemption signal also checkpoints first; then submitit's own
+    handler requeues the job and exits.
     Raises ``ConfigError`` for user mistakes, ``EnvError`` for broken envs and
     ``TrainingDiverged`` for NaN losses.
     """
@@ -359,7 +383,7 @@ def train(config: TrainConfig) -> TrainResult:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create run dir {run_dir}: {exc}") from None
-    with RunDirLock(run_dir), _StopFlag() as stop:
+    with _StopFlag() as stop, RunDirLock(run_dir):
         remove_stale_temp_files(run_dir / "checkpoints")
         if state is None and (run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(
@@ -373,7 +397,9 @@ def train(config: TrainConfig) -> TrainResult:
             del state
         else:
             run.start_fresh()
-        return _loop(run, stop)
+        result = _loop(run, stop)
+    stop.pass_on()  # a scheduler's preemption signal: now submitit requeues the job and exits
+    return result
 
 
 def _loop(run: _Run, stop: _StopFlag) -> TrainResult:
@@ -408,8 +434,8 @@ def _loop(run: _Run, stop: _StopFlag) -> TrainResult:
         progress.close()
         run.logger.close()
     if interrupted:
-        progress.write(f"[rl_repara] stopped by signal {stop.signum} at step {run.global_step}; "
-                       f"checkpoint saved. Resume with: rl-repara-train resume={run.run_dir}")
+        print(f"[rl_repara] stopped by signal {stop.signum} at step {run.global_step}; "
+              f"checkpoint saved. Resume with: rl-repara-train resume={run.run_dir}", flush=True)
     return TrainResult(
         run.run_dir, run.global_step, run.last_eval, run.best_eval, interrupted, stop.signum
     )

@@ -226,6 +226,28 @@ def test_multirun_gives_each_seed_its_own_dir(tmp_path, launcher):
         assert state["config"]["torch_threads"] == 1
 
 
+def test_cluster_preemption_checkpoints_requeues_and_resumes(tmp_path):
+    """Hydra's submitit launcher, run locally, handles SIGUSR2 as on SLURM (there it comes
+    `signal_delay_s` before the time limit or on preemption): it requeues the job. The env
+    sends the signal during its step 150; the job must checkpoint step 151 before submitit
+    requeues it, and the requeued job resumes there (no periodic checkpoint is due)."""
+    env = _env()
+    env["PYTHONPATH"] = str(REPO / "tests")  # gym.make imports helpers_envs in the job
+    tiny = [a for a in TINY if not a.startswith("torch_threads")]
+    proc = run([TRAIN, "-m", "seed=0", "hydra/launcher=submitit_local", "hydra.sweep.dir=sweep",
+                "env.id=helpers_envs:RlReparaTest/Preempted-v0", "total_steps=250",
+                "eval.every_steps=0", "log.every_steps=50", *tiny], tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
+    assert "stopped by signal 12 at step 151" in logs, logs
+    assert "Requeued job" in logs, logs  # submitit's own handler ran after ours
+    assert re.findall(r"resuming \S+ at step (\d+)", logs) == ["151"], logs
+    run_dir = tmp_path / "sweep" / "0_seed0"
+    assert saved(run_dir)["counters"]["global_step"] == 250
+    steps = [s for s, _ in scalars(run_dir)["losses/qf_loss"]]
+    assert steps == [100, 150, 200, 250]  # every step once, across the requeue
+
+
 # ------------------------------------------------------------------------- user errors
 def _assert_clean_error(proc, prog: str, expected: str, code: int = 2) -> None:
     out = proc.stdout + proc.stderr

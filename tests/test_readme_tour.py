@@ -123,7 +123,7 @@ def test_quick_tour_runs_as_written(tmp_path):
             out = _run([str(BIN / prog), *argv, "--cfg", "hydra", "-p", "hydra.launcher"],
                        tmp_path).stdout
             assert "SlurmLauncher" in out and "partition: gpu_partition" in out
-            assert "timeout_min: 600" in out
+            assert "timeout_min: 600" in out and "max_num_timeout: 5" in out
         elif prog == "rl-repara-train":
             _run([str(BIN / prog), *_shrink(args[1:])], tmp_path)
         elif prog == "rl-repara-eval":

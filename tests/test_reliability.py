@@ -455,3 +455,37 @@ def test_a_run_dir_under_a_file_is_a_config_error_naming_it(tmp_path):
     expected = re.escape(f"cannot create run dir {tmp_path / 'file' / 'run'}")
     with pytest.raises(ConfigError, match=expected):
         train(_config(tmp_path / "file" / "run"))
+
+
+# ------------------------------------------------------------------ a scheduler's preemption
+def test_preemption_signal_checkpoints_before_the_schedulers_handler_runs(tmp_path):
+    """submitit (Hydra's SLURM launcher) installs a SIGUSR2 handler that requeues the job and
+    exits. The trainer checkpoints the step the signal arrived in first, then calls it."""
+    seen = []
+
+    def submitit_like(signum, frame):
+        state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+        seen.append((signum, state["counters"]["global_step"]))
+        raise SystemExit(-1)  # what submitit does after `scontrol requeue`
+
+    old = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        with pytest.raises(SystemExit):
+            train(_config(tmp_path, "Preempted", total=400))  # the signal comes during step 150
+        assert signal.getsignal(signal.SIGUSR2) is submitit_like  # given back
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert seen == [(signal.SIGUSR2, 151)]
+    # the requeued job: the same run dir resumes at step 151 and finishes
+    result = train(TrainConfig(resume=str(tmp_path), total_steps=400,
+                               log=LogConfig(progress="none")))
+    assert result.global_step == 400 and not result.interrupted
+
+
+def test_preemption_signal_left_alone_without_a_scheduler(tmp_path):
+    """No handler installed (a plain shell): SIGUSR2 keeps its default action, which the
+    trainer does not swallow; SIGINT/SIGTERM are the ways to stop a local run."""
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+    with trainer_module._StopFlag() as stop:
+        assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == stop._handler
