@@ -17,7 +17,7 @@ from torch import nn
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
 from rl_repara.networks import ensemble_linear
-from rl_repara.sac import alpha_loss, critic_loss, polyak_update
+from rl_repara.sac import actor_loss, alpha_loss, critic_loss, polyak_update
 from test_critics import separate_mlps
 
 OBS_DIM, ACT_DIM, N, HIDDEN, B = 5, 3, 2, [16, 16], 64
@@ -197,13 +197,20 @@ def test_critic_loss_gives_no_gradient_to_policy_or_targets():
 
 
 # ------------------------------------------------------------------------------- compile
-def test_compile_gives_the_same_losses_and_weights_as_eager(monkeypatch):
-    """Tiny nets (compile time). Inductor's own RNG is switched to torch's, so both draw the
-    same ε; the remaining difference is fp reassociation in fused kernels."""
+@pytest.fixture
+def inductor_uses_torch_rng():
+    """Compiled code draws its random numbers with torch's RNG, as eager code does."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
     torch._dynamo.reset()
+    with inductor_config.patch(fallback_random=True):
+        yield
+    torch._dynamo.reset()
+
+
+def test_compile_gives_the_same_losses_and_weights_as_eager(inductor_uses_torch_rng):
+    """Tiny nets (compile time). Inductor's own RNG is switched to torch's, so both draw the
+    same ε; the remaining difference is fp reassociation in fused kernels."""
     eager = make_sac()
     compiled = make_sac(compile=True)
     compiled.policy.load_state_dict(eager.policy.state_dict())
@@ -220,9 +227,27 @@ def test_compile_gives_the_same_losses_and_weights_as_eager(monkeypatch):
             assert info_compiled[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     for name, value in state(eager).items():
         torch.testing.assert_close(state(compiled)[name], value, rtol=1e-4, atol=1e-6, msg=name)
-    torch._dynamo.reset()
 
 
 def test_cudagraphs_on_cpu_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="agent.cudagraphs=true needs a CUDA device.*cpu"):
         make_sac(cudagraphs=True)
+
+
+def test_compiled_actor_loss_matches_eager(inductor_uses_torch_rng):
+    """On CPU ``agent.compile`` leaves the actor loss eager (``min_q``'s custom backward is
+    faster); on CUDA it is compiled. The compiled function gives the same loss and gradients."""
+    sac, obs = make_sac(), make_batch(0).obs
+    assert make_sac(compile=True)._actor_loss is actor_loss  # eager on a CPU learner
+    results = []
+    for fn in (actor_loss, torch.compile(actor_loss)):
+        sac.policy.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        loss, info = fn(sac.policy, sac.critics, sac.alpha, obs)
+        loss.backward()
+        results.append((loss.detach(), info["log_prob"], [p.grad.clone() for p in sac.policy.parameters()]))
+    (l0, lp0, g0), (l1, lp1, g1) = results
+    torch.testing.assert_close(l1, l0, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(lp1, lp0, rtol=1e-4, atol=1e-5)
+    for a, b in zip(g1, g0):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -33,10 +33,12 @@ def _train_pendulum(seed: int, run_dir: str, extra_agent: dict) -> tuple[int, fl
 
 
 @pytest.mark.slow
-def test_pendulum_learns_for_three_seeds(tmp_path):
+@pytest.mark.parametrize("agent", [{}, {"compile": True}], ids=["eager", "compile"])
+def test_pendulum_learns_for_three_seeds(tmp_path, agent):
+    """``agent.compile=true`` must learn as eager does (the issue's check of the fast path)."""
     seeds = [0, 1, 2]
     with ProcessPoolExecutor(len(seeds), mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_pendulum, s, str(tmp_path / f"s{s}"), {}) for s in seeds]
+        futures = [pool.submit(_train_pendulum, s, str(tmp_path / f"s{s}"), agent) for s in seeds]
         results = [f.result() for f in futures]
     for seed, ret, steps in results:
         print(f"seed {seed}: eval return {ret:.1f} at {steps} env steps")
