@@ -1,6 +1,8 @@
 """``ReplayBuffer``: a circular store of transitions in preallocated tensors."""
 from __future__ import annotations
 
+import hashlib
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,4 +100,14 @@ class ReplayBuffer:
         for k in _FIELDS:
             self._data[k][:size] = state["data"][k].to(self.device)
         self.pos, self.size = state["pos"], size
-        self.generator.set_state(state["generator"])
+        saved = state["generator"]
+        if saved.numel() == self.generator.get_state().numel():
+            self.generator.set_state(saved)
+        else:  # saved on another device type (a CUDA run resumed on CPU, or the reverse)
+            warnings.warn(
+                f"the replay buffer's sampling RNG was saved on another device type than "
+                f"{self.device}; it is reseeded from the saved state, so this resume samples "
+                "other batches than an uninterrupted run would.", stacklevel=2,
+            )
+            digest = hashlib.sha256(saved.cpu().numpy().tobytes()).digest()
+            self.generator.manual_seed(int.from_bytes(digest[:8], "little"))

@@ -40,7 +40,7 @@ from .envs import EnvError, make_env
 from .evaluation import run_episode
 from .loading import load_policy
 from .spaces import ConfigError
-from .trainer import TrainingDiverged, TrainResult, resolve_device, train
+from .trainer import TrainingDiverged, TrainResult, check_cudagraphs, resolve_device, train
 
 __all__ = ["train_main", "eval_main", "config_dir", "register_configs", "EvalCliConfig"]
 
@@ -64,7 +64,7 @@ class EvalCliConfig:
     seed: Optional[int] = None  # None: the seeds of the trainer's evaluations (train seed + 1e6)
     device: str = "cpu"  # auto | cpu | cuda | cuda:N
     video: bool = False  # also write one episode (the first seed) to an mp4
-    video_path: Optional[str] = None  # None: <run dir>/videos/<checkpoint>-step<N>.mp4
+    video_path: Optional[str] = None  # None: <run dir>/videos/<checkpoint>-step<N>-<time>.mp4
 
 
 # ---------------------------------------------------------------------------------- configs
@@ -142,11 +142,22 @@ def _schema_keys(schema: type) -> list[str]:
     return walk(OmegaConf.structured(schema), "")
 
 
+# names other libraries use (SB3, CleanRL) for our keys
+_ALIASES = {
+    "learning_rate": "lr", "net_arch": "hidden_sizes", "hidden_dims": "hidden_sizes",
+    "total_timesteps": "total_steps", "n_envs": "num_envs", "ent_coef": "init_alpha",
+    "gradient_steps": "utd", "policy_frequency": "policy_delay",
+}
+
+
 def _omegaconf_message(exc: OmegaConfBaseException) -> str:
     key = getattr(exc, "full_key", None) or ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) and " not in " in first and key:
-        close = difflib.get_close_matches(key, _schema_keys(_SCHEMA), n=1, cutoff=0.6)
+        parent, _, leaf = key.rpartition(".")
+        alias = f"{parent}.{_ALIASES[leaf]}" if parent and leaf in _ALIASES else _ALIASES.get(leaf)
+        close = [alias] if alias in _schema_keys(_SCHEMA) else difflib.get_close_matches(
+            key, _schema_keys(_SCHEMA), n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]}?" if close else ""
         return f"unknown config key '{key}'.{hint} List the keys with --cfg job."
     if isinstance(exc, ValidationError) and key:
@@ -320,10 +331,7 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         config, effective = _resume_config(config, resume_dir, hc, auto)
         if config is None:
             return None
-    if effective.agent.cudagraphs and resolve_device(effective.device).type != "cuda":
-        raise ConfigError(
-            "agent.cudagraphs=true needs a CUDA device; set device=cuda or turn it off."
-        )
+    check_cudagraphs(effective, resolve_device(effective.device))
     if effective.video:
         from .video import check_writer, prepare_headless
 

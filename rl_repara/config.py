@@ -35,7 +35,7 @@ class EvalConfig:
 class CheckpointConfig:
     """When ``checkpoints/last.pt`` is written (always also at the end and on SIGINT/SIGTERM)."""
 
-    every_steps: int = 0  # 0: only at the end and on SIGINT/SIGTERM
+    every_steps: int = 50_000  # 0: only at the end and on SIGINT/SIGTERM
 
 
 @dataclass
@@ -59,7 +59,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    run_dir: Optional[str] = None  # None: runs/<env id>/<seed>-<time>
+    run_dir: Optional[str] = None  # None: runs/<env id>/seed<seed>-<YYYYmmdd-HHMMSS>
     resume: Optional[str] = None  # a run dir to continue in place
     video: bool = False  # record one deterministic episode at the end (needs the video extra)
     torch_threads: int = 0  # 0: torch's default; sweeps on a small machine want 1 per job

@@ -120,8 +120,10 @@ def _wrapper_attrs(env: gym.Env) -> list[dict[str, Any]]:
 def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     """Everything needed to continue an env mid-episode bit for bit, or None if unsupported.
 
-    MuJoCo envs: the integration state (``mj_getState``), the env's ``np_random`` and wrapper
-    counters. Other envs: a pickle of the whole env, when it pickles faithfully (envs built on
+    MuJoCo envs: the whole ``MjData`` (pickled), the env's ``np_random`` and wrapper counters.
+    The integration state alone is not enough: ``mj_step`` leaves derived fields such as
+    ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so recomputing them with
+    ``mj_forward`` after a restore changed the first reward. Other envs: a pickle of the whole env, when it pickles faithfully (envs built on
     ``EzPickle`` re-create themselves from their constructor arguments and lose their state,
     so those are unsupported unless MuJoCo).
     """
@@ -131,11 +133,8 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     if _unwrapped_is_mujoco(env):
         import mujoco
 
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        state = np.empty(mujoco.mj_stateSize(base.model, spec))
-        mujoco.mj_getState(base.model, base.data, state, spec)
         return {
-            "kind": "mujoco", "mj_state": state, "wrappers": _wrapper_attrs(env),
+            "kind": "mujoco", "mj_data": pickle.dumps(base.data), "wrappers": _wrapper_attrs(env),
             "np_random": base.np_random.bit_generator.state,
         }
     if isinstance(base, EzPickle):
@@ -153,8 +152,12 @@ def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
     import mujoco
 
     base = env.unwrapped
-    mujoco.mj_setState(base.model, base.data, snap["mj_state"], mujoco.mjtState.mjSTATE_INTEGRATION)
-    mujoco.mj_forward(base.model, base.data)
+    if "mj_data" in snap:
+        mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
+    else:  # checkpoints written before the whole MjData was saved
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(base.model, base.data, snap["mj_state"], spec)
+        mujoco.mj_forward(base.model, base.data)
     base.np_random.bit_generator.state = snap["np_random"]
     w, attrs = env, iter(snap["wrappers"])
     while isinstance(w, gym.Wrapper):

@@ -17,7 +17,10 @@ from .buffer import Batch
 from .critics import QEnsemble
 from .policies import TanhGaussianPolicy
 
-__all__ = ["SACConfig", "SAC", "critic_loss", "actor_loss", "alpha_loss", "polyak_update"]
+__all__ = [
+    "SACConfig", "SAC", "critic_loss", "actor_loss", "alpha_loss", "polyak_update",
+    "default_target_entropy",
+]
 
 Info = dict[str, torch.Tensor]
 
@@ -39,7 +42,7 @@ class SACConfig:
     target_update_every: int = 1  # Polyak update once every this many critic steps
     autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
     init_alpha: float = 1.0  # α at the start (fixed α when autotune_alpha is false)
-    target_entropy: Optional[float] = None  # None: −act_dim
+    target_entropy: Optional[float] = None  # in env units; None: default_target_entropy(policy)
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
@@ -124,6 +127,19 @@ def alpha_loss(
     return loss, {"alpha_loss": loss.detach()}
 
 
+def default_target_entropy(policy: TanhGaussianPolicy) -> float:
+    """``−act_dim`` nats for actions in the unit box, written in env units.
+
+    The SAC heuristic −1 nat per action dim refers to actions in ``[−1, 1]`` (as in the SAC
+    paper's code and SB3). ``log π`` here is the density of ``a = mid + half·y`` in env units,
+    so ``H(a) = H(y) + Σ_i log half_i`` and the same target is ``−act_dim + Σ_i log half_i``.
+    α then behaves the same whatever the env's action units: for Humanoid's ±0.4 bounds the
+    target is −17 − 15.6 nats, not −17, which would ask for a policy ~2.5× wider per dim.
+    """
+    half = (policy.action_high - policy.action_low) / 2
+    return float(-policy.act_dim + torch.log(half.double()).sum())
+
+
 @torch.no_grad()
 def polyak_update(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) -> None:
     """``θ' ← θ' + τ·(θ − θ')`` for every tensor pair, in one fused foreach call."""
@@ -167,7 +183,8 @@ class SAC:
             requires_grad=cfg.autotune_alpha,
         )
         self.target_entropy = (
-            float(-policy.act_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
+            default_target_entropy(policy) if cfg.target_entropy is None
+            else float(cfg.target_entropy)
         )
         self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr, self.device)
         self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr, self.device)

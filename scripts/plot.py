@@ -89,7 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit('plot.py: error: needs matplotlib: pip install -e ".[plot]"') from None
 
     matplotlib.use("Agg")  # headless
     import matplotlib.pyplot as plt

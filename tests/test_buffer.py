@@ -105,6 +105,23 @@ def test_state_dict_round_trip_reproduces_later_samples_and_writes():
     assert_batches_equal(original.sample(64), restored.sample(64))
 
 
+def test_generator_state_from_another_device_type_reseeds_with_a_warning():
+    """A CUDA run resumed on a CPU node: a CUDA generator's state (16 bytes) does not fit a CPU
+    generator. The data is restored, and sampling goes on from a seed derived from that state
+    (the same one on every such resume), with a warning that batches differ."""
+    state = filled(8, 6, seed=5).state_dict()
+    state["generator"] = torch.arange(16, dtype=torch.uint8)  # the size of a CUDA state
+    batches = []
+    for _ in range(2):
+        restored = ReplayBuffer(8, OBS_DIM, ACT_DIM, seed=99)
+        with pytest.warns(UserWarning, match="saved on another device type"):
+            restored.load_state_dict(state)
+        assert len(restored) == 6
+        batches.append(restored.sample(16))
+    assert_batches_equal(*batches)
+    assert set(batches[0].reward.tolist()) <= set(range(6))
+
+
 def test_state_dict_of_a_partly_filled_buffer():
     original = filled(50, 3, seed=2)
     restored = ReplayBuffer(50, OBS_DIM, ACT_DIM, seed=0)

@@ -260,6 +260,10 @@ def _assert_clean_error(proc, prog: str, expected: str, code: int = 2) -> None:
 
 TRAIN_ERRORS = {
     "typo": (["agent.lerning_rate=0.1"], "unknown config key 'agent.lerning_rate'"),
+    "typo, suggested": (["agent.lerning_starts=3"], "Did you mean agent.learning_starts?"),
+    "another library's name": (["agent.learning_rate=1e-3"], "Did you mean agent.lr?"),
+    "cudagraphs on cpu": (["agent.cudagraphs=true", "device=cpu"],
+                          "agent.cudagraphs=true needs a CUDA device, but the learner is on cpu"),
     "bad value": (["total_steps=-5"], "total_steps must be > 0; got -5"),
     "wrong type": (["total_steps=abc"], "bad value for total_steps"),
     "discrete actions": (["env.id=CartPole-v1"],

@@ -121,7 +121,7 @@ def test_pendulum_resume_is_bit_exact(pendulum_straight, tmp_path, stop_at):
 
 
 def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path):
-    """Hopper-v5 (MuJoCo, restored with mj_getState/mj_setState). Its random-action episodes
+    """Hopper-v5 (MuJoCo, its MjData restored with mj_copyData). Its random-action episodes
     end early at steps the straight run shows; stop once just after one ends and once in the
     middle of one."""
     pytest.importorskip("mujoco")
@@ -140,6 +140,21 @@ def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path):
         except AssertionError as exc:
             failures[f"{name} (stopped at {stop_at})"] = str(exc).splitlines()[0]
     assert not failures, failures
+
+
+def test_ant_resume_is_bit_exact_mid_episode(tmp_path):
+    """Ant-v5 rewards forward motion read from ``data.xpos``, a field that ``mj_step`` leaves
+    one step stale: restoring only the integration state and calling ``mj_forward`` gave a
+    different first reward after the resume. The whole ``MjData`` is restored instead."""
+    pytest.importorskip("mujoco")
+    total, kw = TOTAL, {"eval_every": 0}
+    train(_config(tmp_path / "straight", "Ant-v5", total=total, **kw))
+    straight = read_scalars(tmp_path / "straight")
+    ends = [s for s, _ in straight.get("charts/episodic_return", [])]
+    stop_at = next(s for s in range(250, total) if s not in ends and s - 1 not in ends)
+    _stop_and_resume(tmp_path / "resumed", "Ant-v5", stop_at, total, **kw)
+    _assert_same_series(straight, read_scalars(tmp_path / "resumed"))
+    _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
 
 
 def test_env_without_snapshot_resumes_with_a_warning_and_keeps_learning(tmp_path):

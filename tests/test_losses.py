@@ -258,3 +258,27 @@ def test_alpha_keeps_training_after_load_state_dict():
     for name in ("policy", "critics", "targets"):
         for x, y in zip(snapshot(original)[name], snapshot(restored)[name]):
             torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_default_entropy_target_is_minus_act_dim_in_the_unit_box():
+    """The same network with bounds ±1 and ±0.4: log π differs by 17·log 0.4 nats, and the
+    default target by the same amount, so the α loss and its gradient are the same: α does
+    not depend on the env's action units. An explicit target_entropy is taken as given."""
+    from rl_repara.sac import default_target_entropy
+
+    obs, dim = torch.randn(64, OBS_DIM), 17
+    unit = TanhGaussianPolicy(OBS_DIM, dim, hidden_sizes=(16,))
+    narrow = copy.deepcopy(unit)
+    narrow.action_low.fill_(-0.4)
+    narrow.action_high.fill_(0.4)
+    assert default_target_entropy(unit) == -17.0
+    assert default_target_entropy(narrow) == pytest.approx(-17.0 + 17 * math.log(0.4), abs=1e-5)
+    grads = []
+    for policy in (unit, narrow):
+        sac = SAC(policy, SACConfig(hidden_sizes=[16]))
+        torch.manual_seed(0)
+        _, log_prob = policy(obs)
+        loss, _ = alpha_loss(sac.log_alpha, log_prob.detach(), sac.target_entropy)
+        grads.append(torch.autograd.grad(loss, sac.log_alpha)[0])
+    assert grads[0] == pytest.approx(float(grads[1]), abs=1e-4)
+    assert SAC(narrow, SACConfig(hidden_sizes=[16], target_entropy=-3.0)).target_entropy == -3.0

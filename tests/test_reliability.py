@@ -489,3 +489,9 @@ def test_preemption_signal_left_alone_without_a_scheduler(tmp_path):
     with trainer_module._StopFlag() as stop:
         assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
         assert signal.getsignal(signal.SIGTERM) == stop._handler
+
+
+def test_cudagraphs_on_a_cpu_learner_is_a_config_error_before_any_file(tmp_path):
+    with pytest.raises(ConfigError, match="agent.cudagraphs=true needs a CUDA device.*device=cuda"):
+        train(_config(tmp_path / "run", device="cpu", agent={"cudagraphs": True}))
+    assert not (tmp_path / "run").exists()
