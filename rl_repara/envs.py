@@ -146,9 +146,12 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
 
 
 def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
-    """Apply ``snapshot_env``'s output; returns the env to use (a new object for pickles)."""
+    """Apply ``snapshot_env``'s output; returns the env to use (for pickles a new object, and
+    ``env`` is closed)."""
     if snap["kind"] == "pickle":
-        return pickle.loads(snap["env"])
+        restored = pickle.loads(snap["env"])
+        env.close()
+        return restored
     import mujoco
 
     base = env.unwrapped

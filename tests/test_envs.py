@@ -211,3 +211,20 @@ def test_an_env_breaking_the_gymnasium_api_gets_an_error_naming_env_and_problem(
     msg = str(info.value)
     assert env_id in msg, f"the error does not name the env: {type(info.value).__name__}: {msg}"
     assert what in msg, f"the error does not say what is wrong ({what}): {msg}"
+
+
+def test_restoring_a_pickled_env_closes_the_one_it_replaces(monkeypatch):
+    """A resume swaps each pickled env for its snapshot: the old object (which may hold a
+    renderer or a simulator handle) is closed, and the new one continues where it stopped."""
+    from rl_repara.envs import restore_env, snapshot_env
+
+    env = gym.make(H.env_id("Counting"))
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.zeros(1, dtype=np.float32))
+    snap = snapshot_env(env)
+    closed = []
+    monkeypatch.setattr(env, "close", lambda: closed.append(True))
+    restored = restore_env(env, snap)
+    assert restored is not env and closed == [True]
+    assert restored.unwrapped.t == 5
