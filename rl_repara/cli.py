@@ -332,12 +332,25 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         if config is None:
             return None
     check_cudagraphs(effective, resolve_device(effective.device))
+    if resume_dir is None:
+        _note_inherited_preset(config, hc)
     if effective.video:
         from .video import check_writer, prepare_headless
 
         check_writer()
         prepare_headless()
     return _finish(train(config), effective, hc)
+
+
+def _note_inherited_preset(config: TrainConfig, hc: Any) -> None:
+    """``env.id=X`` without ``env=NAME`` keeps the default preset's other values; say so."""
+    keys = _override_keys(hc)
+    preset = hc.runtime.choices.get("env")
+    if "env.id" in keys and "env" not in keys and preset:
+        print(f"[rl_repara] note: env.id={config.env.id} runs with the '{preset}' preset's other "
+              f"values (agent.lr={config.agent.lr:g}, agent.learning_starts="
+              f"{config.agent.learning_starts}, eval.every_steps={config.eval.every_steps}) "
+              "unless set here; env=NAME picks a closer preset (conf/env/).", flush=True)
 
 
 def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[float]:

@@ -99,6 +99,17 @@ def test_default_config_is_pendulum_sac(tmp_path):
     assert "lr: 0.001" in proc.stdout and "learning_starts: 1000" in proc.stdout
 
 
+def test_env_id_alone_notes_the_preset_it_inherits(tmp_path):
+    """`env.id=X` keeps the default preset's lr, learning_starts and eval interval: a note says
+    so. With `env=NAME` the user chose the preset, and nothing is printed."""
+    base = [TRAIN, "env.id=InvertedPendulum-v5", "total_steps=150", "eval.every_steps=0", *TINY]
+    out = ok([*base, "hydra.run.dir=a"], tmp_path).stdout
+    assert "note: env.id=InvertedPendulum-v5 runs with the 'pendulum' preset's other values " \
+           "(agent.lr=0.001" in out
+    out = ok([*base, "env=hopper", "hydra.run.dir=b"], tmp_path).stdout
+    assert "note:" not in out
+
+
 def _parse_eval(stdout: str) -> tuple[float, float]:
     m = re.search(r"mean return (-?\d+\.\d+) \+- (\d+\.\d+) over (\d+)", stdout)
     assert m, stdout
