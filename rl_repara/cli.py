@@ -39,8 +39,9 @@ from .config import TrainConfig
 from .envs import EnvError, make_env
 from .evaluation import run_episode
 from .loading import load_policy
+from .sac import check_cudagraphs
 from .spaces import ConfigError
-from .trainer import TrainingDiverged, TrainResult, check_cudagraphs, resolve_device, train
+from .trainer import TrainingDiverged, TrainResult, resolve_device, train
 
 __all__ = ["train_main", "eval_main", "config_dir", "register_configs", "EvalCliConfig"]
 
@@ -331,7 +332,7 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         config, effective = _resume_config(config, resume_dir, hc, auto)
         if config is None:
             return None
-    check_cudagraphs(effective, resolve_device(effective.device))
+    check_cudagraphs(effective.agent, resolve_device(effective.device))
     if resume_dir is None:
         _note_inherited_preset(config, hc)
     if effective.video:

@@ -16,10 +16,11 @@ from torch import nn
 from .buffer import Batch
 from .critics import QEnsemble
 from .policies import TanhGaussianPolicy
+from .spaces import ConfigError
 
 __all__ = [
     "SACConfig", "SAC", "critic_loss", "actor_loss", "alpha_loss", "polyak_update",
-    "default_target_entropy",
+    "default_target_entropy", "check_cudagraphs",
 ]
 
 Info = dict[str, torch.Tensor]
@@ -125,6 +126,15 @@ def alpha_loss(
     drops below ``H_target`` and shrinks when it is above. ``log_prob`` comes detached."""
     loss = -(log_alpha * (log_prob + target_entropy)).mean()
     return loss, {"alpha_loss": loss.detach()}
+
+
+def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
+    """CUDA graphs need a CUDA learner: a ``ConfigError`` (a ``ValueError``) naming the fix."""
+    if config.cudagraphs and device.type != "cuda":
+        raise ConfigError(
+            f"agent.cudagraphs=true needs a CUDA device, but the learner is on {device}. Set "
+            "device=cuda, or agent.cudagraphs=false (agent.compile=true works on CPU)."
+        )
 
 
 def default_target_entropy(policy: TanhGaussianPolicy) -> float:
@@ -247,11 +257,7 @@ class SAC:
         output memory, so ``update_tensors`` marks each step and clones the metrics it keeps.
         """
         cfg = self.config
-        if cfg.cudagraphs and self.device.type != "cuda":
-            raise ValueError(
-                f"agent.cudagraphs=true needs a CUDA device, but the learner is on {self.device}. "
-                "Set device=cuda, or set agent.cudagraphs=false (agent.compile=true works on CPU)."
-            )
+        check_cudagraphs(cfg, self.device)
         mode = "reduce-overhead" if cfg.cudagraphs else None
         self._critic_loss = torch.compile(critic_loss, mode=mode)
         if self.device.type != "cpu":

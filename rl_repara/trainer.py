@@ -29,7 +29,7 @@ from .envs import EnvError, check_step, make_env, make_vec_env, restore_env, sna
 from .evaluation import evaluate
 from .logger import LOSS_TAGS, Logger, Progress
 from .policies import TanhGaussianPolicy
-from .sac import SAC
+from .sac import SAC, check_cudagraphs
 from .spaces import ConfigError
 
 __all__ = ["train", "TrainResult", "TrainingDiverged", "resolve_device"]
@@ -361,15 +361,6 @@ def _resume_config(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     return saved, state
 
 
-def check_cudagraphs(config: TrainConfig, device: torch.device) -> None:
-    """CUDA graphs need a CUDA learner: a ``ConfigError`` before anything is created."""
-    if config.agent.cudagraphs and device.type != "cuda":
-        raise ConfigError(
-            f"agent.cudagraphs=true needs a CUDA device, but the learner is on {device}. Set "
-            "device=cuda, or agent.cudagraphs=false (agent.compile=true works on CPU)."
-        )
-
-
 def train(config: TrainConfig) -> TrainResult:
     """Train SAC as ``config`` says; resume in place when ``config.resume`` names a run dir.
 
@@ -385,7 +376,7 @@ def train(config: TrainConfig) -> TrainResult:
         config, state = _resume_config(config)
     config.validate()
     device = resolve_device(config.device)
-    check_cudagraphs(config, device)
+    check_cudagraphs(config.agent, device)  # before anything is created
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)
