@@ -155,10 +155,10 @@ def _omegaconf_message(exc: OmegaConfBaseException) -> str:
     key = getattr(exc, "full_key", None) or ""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) and " not in " in first and key:
+        known = _schema_keys(_SCHEMA)
         parent, _, leaf = key.rpartition(".")
         alias = f"{parent}.{_ALIASES[leaf]}" if parent and leaf in _ALIASES else _ALIASES.get(leaf)
-        close = [alias] if alias in _schema_keys(_SCHEMA) else difflib.get_close_matches(
-            key, _schema_keys(_SCHEMA), n=1, cutoff=0.6)
+        close = [alias] if alias in known else difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]}?" if close else ""
         return f"unknown config key '{key}'.{hint} List the keys with --cfg job."
     if isinstance(exc, ValidationError) and key:

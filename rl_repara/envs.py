@@ -123,9 +123,10 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     MuJoCo envs: the whole ``MjData`` (pickled), the env's ``np_random`` and wrapper counters.
     The integration state alone is not enough: ``mj_step`` leaves derived fields such as
     ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so recomputing them with
-    ``mj_forward`` after a restore changed the first reward. Other envs: a pickle of the whole env, when it pickles faithfully (envs built on
-    ``EzPickle`` re-create themselves from their constructor arguments and lose their state,
-    so those are unsupported unless MuJoCo).
+    ``mj_forward`` after a restore changed the first reward. Other envs: a pickle of the
+    whole env, when it pickles faithfully (envs built on ``EzPickle`` re-create themselves
+    from their constructor arguments and lose their state, so those are unsupported unless
+    MuJoCo).
     """
     from gymnasium.utils.ezpickle import EzPickle
 

@@ -114,6 +114,7 @@ class _StopFlag:
     def __init__(self) -> None:
         self.signum: Optional[int] = None
         self._old: dict[int, Any] = {}
+        self._preempt = _preempt_signal()
 
     def _handler(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
@@ -122,9 +123,8 @@ class _StopFlag:
             self.signum = signum
 
     def __enter__(self) -> "_StopFlag":
-        preempt = _preempt_signal()
-        for sig in (signal.SIGINT, signal.SIGTERM, preempt):
-            if sig is None or (sig == preempt and not callable(signal.getsignal(sig))):
+        for sig in (signal.SIGINT, signal.SIGTERM, self._preempt):
+            if sig is None or (sig == self._preempt and not callable(signal.getsignal(sig))):
                 continue
             try:
                 self._old[sig] = signal.signal(sig, self._handler)
@@ -138,7 +138,7 @@ class _StopFlag:
 
     def pass_on(self) -> None:
         """After the checkpoint: hand the preemption signal to the handler it was meant for."""
-        old = self._old.get(self.signum) if self.signum == _preempt_signal() else None
+        old = self._old.get(self.signum) if self.signum == self._preempt else None
         if callable(old):
             old(self.signum, None)
 
