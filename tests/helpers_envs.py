@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -29,8 +28,8 @@ class CountingEnv(gym.Env):
     Faults, keyed by the step index ``s`` (= ``t`` before the call, 0-based):
     ``nan_obs_at``: obs[0] is NaN; ``inf_reward_at``: reward is +inf;
     ``huge_reward_from``: reward is 1e38 (finite in float32, but its square is not);
-    ``signal_at``: the process sends itself ``signal_num`` (default SIGUSR2, a scheduler's
-    preemption notice) during that step; ``sleep``: seconds each step takes (a slow env).
+    ``signal_at``: the process sends itself SIGUSR2 (a scheduler's preemption notice) during
+    that step.
     """
 
     def __init__(
@@ -41,15 +40,13 @@ class CountingEnv(gym.Env):
         episode_len: int | None = None,
         check_action: bool = True,
         signal_at: int | None = None,
-        signal_num: int = int(signal.SIGUSR2),
-        sleep: float = 0.0,
     ) -> None:
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.nan_obs_at, self.inf_reward_at = set(nan_obs_at), set(inf_reward_at)
         self.huge_reward_from, self.episode_len = huge_reward_from, episode_len
         self.check_action = check_action
-        self.signal_at, self.signal_num, self.sleep = signal_at, signal_num, sleep
+        self.signal_at = signal_at
         self.t, self.ep_t = 0, 0
 
     def _obs(self) -> np.ndarray:
@@ -66,9 +63,7 @@ class CountingEnv(gym.Env):
         s = self.t
         self.t, self.ep_t = self.t + 1, self.ep_t + 1
         if s == self.signal_at:
-            os.kill(os.getpid(), self.signal_num)
-        if self.sleep:
-            time.sleep(self.sleep)
+            os.kill(os.getpid(), signal.SIGUSR2)
         obs = self._obs()
         reward = -float(np.sum(np.square(action)))
         if s in self.nan_obs_at:
@@ -263,7 +258,6 @@ ENVS = {
     "HugeReward": (CountingEnv, {"huge_reward_from": 250, "check_action": False}),
     "Lenient": (CountingEnv, {"check_action": False}),
     "Preempted": (CountingEnv, {"signal_at": 150}),
-    "Slow": (CountingEnv, {"sleep": 0.01}),
     "BoundsCheck": (BoundsCheckEnv, {}),
     "DictObs": (DictObsEnv, {}),
     "TupleObs": (TupleObsEnv, {}),
