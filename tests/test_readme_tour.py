@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import BIN, REPO, _env, saved, scalars
+from test_cli import BIN, REPO, _env, ok, saved, scalars
 
 README = (REPO / "README.md").read_text()
 TINY = {
@@ -74,12 +74,6 @@ def _fill(command: str, cwd: Path) -> str:
     return command.replace("<yours>", "gpu_partition")
 
 
-def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env())
-    assert proc.returncode == 0, f"{shlex.join(args)}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
-
-
 def _tensorboard_tags(cwd: Path, logdir: str) -> set[str]:
     """Serve `logdir` like the README does and read the scalar tags over HTTP."""
     tb = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", logdir, "--port", "0"], cwd=cwd,
@@ -120,17 +114,17 @@ def test_quick_tour_runs_as_written(tmp_path):
             # no cluster: compose the same command and check what would be submitted
             argv = [a for a in args[1:] if a != "-m"]
             argv = [re.sub(r"^seed=.*", "seed=0", a) for a in argv]
-            out = _run([str(BIN / prog), *argv, "--cfg", "hydra", "-p", "hydra.launcher"],
+            out = ok([str(BIN / prog), *argv, "--cfg", "hydra", "-p", "hydra.launcher"],
                        tmp_path).stdout
             assert "SlurmLauncher" in out and "partition: gpu_partition" in out
             assert "timeout_min: 600" in out and "max_num_timeout: 5" in out
         elif prog == "rl-repara-train":
-            _run([str(BIN / prog), *_shrink(args[1:])], tmp_path)
+            ok([str(BIN / prog), *_shrink(args[1:])], tmp_path)
         elif prog == "rl-repara-eval":
-            out = _run([str(BIN / prog), *args[1:]], tmp_path).stdout
+            out = ok([str(BIN / prog), *args[1:]], tmp_path).stdout
             assert re.search(r"mean return -?\d+\.\d+ \+- \d+\.\d+ over", out), out
         elif prog == "python":
-            _run([sys.executable, str(REPO / args[1]), *args[2:]], tmp_path)
+            ok([sys.executable, str(REPO / args[1]), *args[2:]], tmp_path)
         else:
             pytest.fail(f"the quick tour has a command this test does not know: {command}")
         seen.append(prog)
