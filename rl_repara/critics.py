@@ -18,7 +18,7 @@ class QEnsemble(nn.Module):
     exactly what an ``nn.Sequential`` of ``nn.Linear`` layers with weights ``layer.weight[k].T``
     and biases ``layer.bias[k, 0]`` would.
 
-    ``forward(obs [B, obs_dim], action [B, act_dim]) → q [N, B]``.
+    ``forward(obs [*batch, obs_dim], action [*batch, act_dim]) → q [N, *batch]``.
     """
 
     def __init__(
@@ -40,22 +40,42 @@ class QEnsemble(nn.Module):
     def forward(
         self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False
     ) -> torch.Tensor:
-        """Q-values ``[N, B]``.
+        """Q-values ``[N, *batch]`` for ``obs [*batch, obs_dim]``, ``action [*batch, act_dim]``.
 
-        ``detach_params=True`` evaluates with detached weights: gradients still flow to
-        ``action`` (the actor loss needs them) but autograd builds no weight gradients, which
-        saves the matmuls that would compute them.
+        Leading dims are flattened to one batch dim inside (a ``[T, B, ·]`` sequence is a batch
+        of T·B rows, even when T equals N). The dtype is at least float32: a float64 ensemble
+        returns float64, bf16 autocast returns float32. ``detach_params=True`` evaluates with
+        detached weights: gradients still flow to ``action`` (the actor loss needs them) but
+        autograd builds no weight gradients, which saves the matmuls that would compute them.
         """
+        obs, action, batch = self._flatten(obs, action)
         x = torch.cat([obs, action], dim=-1)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x, detach_params)
             if i < last:
                 x = torch.relu(x)
-        return x.squeeze(-1).float()
+        return x.reshape(x.shape[0], *batch).to(torch.promote_types(x.dtype, torch.float32))
+
+    def _flatten(
+        self, obs: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+        """``obs``, ``action`` as ``[B, ·]`` with ``B = prod(batch)``, and ``batch``; shape checks only."""
+        batch = obs.shape[:-1]
+        if (
+            obs.dim() == 0 or action.dim() == 0 or action.shape[:-1] != batch
+            or obs.shape[-1] != self.obs_dim or action.shape[-1] != self.act_dim
+        ):
+            raise ValueError(
+                f"QEnsemble expects obs [*batch, {self.obs_dim}] and action [*batch, {self.act_dim}]; "
+                f"got obs {tuple(obs.shape)} and action {tuple(action.shape)}."
+            )
+        if obs.dim() != 2:
+            obs, action = obs.reshape(batch.numel(), -1), action.reshape(batch.numel(), -1)
+        return obs, action, batch
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min_k Q_k(s, a)`` ``[B]`` with detached weights: gradients flow to ``action`` only.
+        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights: gradients flow to ``action`` only.
 
         The value and the gradient are those of ``self(obs, action, detach_params=True)
         .min(dim=0).values``. On CPU in fp32 the backward is cheaper: ``∂ min_k Q_k / ∂a`` is
@@ -75,8 +95,10 @@ class QEnsemble(nn.Module):
         )
         if plain:
             return self(obs, action, detach_params=True).min(dim=0).values
+        obs, action, batch = self._flatten(obs, action)
         weights = [t for layer in self.layers for t in (layer.weight.detach(), layer.bias.detach())]
-        return _MinQ.apply(self.obs_dim, obs, action, *weights)
+        q = _MinQ.apply(self.obs_dim, obs, action, *weights)
+        return q if len(batch) == 1 else q.reshape(batch)
 
 
 class _MinQ(torch.autograd.Function):
@@ -86,6 +108,7 @@ class _MinQ(torch.autograd.Function):
     b_L[k]``, output ``q_{k*(b)}`` per row b, ``k* = argmin_k q_k``. Backward, for the rows R_k
     that member k wins: ``δ = g_R W_L[k]ᵀ``, then ``δ ← (δ ⊙ 1[h_i > 0]) W_i[k]ᵀ`` down to layer 1,
     whose transpose is restricted to the action rows ``W_1[k][obs_dim:]`` (only ∂/∂a is needed).
+    With no hidden layer (L = 1) the last layer is layer 1: ``δ = g_R W_1[k][obs_dim:]ᵀ``.
     """
 
     @staticmethod
@@ -112,9 +135,10 @@ class _MinQ(torch.autograd.Function):
             rows = (winner == k).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            delta = grad_q[rows].unsqueeze(1) @ weights[-1][k].T
-            for i in range(ctx.num_layers - 2, -1, -1):
-                delta = delta * (hidden[i][k, rows] > 0)
+            delta = grad_q[rows].unsqueeze(1)
+            for i in range(ctx.num_layers - 1, -1, -1):
+                if i < ctx.num_layers - 1:
+                    delta = delta * (hidden[i][k, rows] > 0)
                 w = weights[i][k, ctx.obs_dim:] if i == 0 else weights[i][k]
                 delta = delta @ w.T
             grad_action[rows] = delta
