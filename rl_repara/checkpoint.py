@@ -9,18 +9,14 @@ from typing import Any
 
 import torch
 
-from .spaces import ConfigError
+from .errors import CheckpointError, CheckpointWriteError, ConfigError
 
 __all__ = [
-    "FORMAT", "CheckpointError", "save_atomic", "load_checkpoint", "find_checkpoint",
-    "RunDirLock", "load_latest", "remove_stale_temp_files",
+    "FORMAT", "save_atomic", "load_checkpoint", "find_checkpoint", "RunDirLock", "load_latest",
+    "remove_stale_temp_files",
 ]
 
 FORMAT = "rl_repara-checkpoint-v1"
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint is missing, truncated, foreign, or cannot be written."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -42,8 +38,8 @@ def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = Tru
     The data goes to a temp file in the same dir, is fsynced, and then ``os.replace``-d over
     ``path``. With ``keep_previous`` the old file is first hard-linked to ``<stem>.prev.pt``,
     so the previous checkpoint stays on disk until the new one is complete, and after.
-    Raises ``CheckpointError`` (naming the path and the OS error) when the write fails; the old
-    file is then untouched.
+    Raises ``CheckpointWriteError`` (naming the path and the OS error) when the write fails; the
+    old file is then untouched.
     """
     path = Path(path)
     try:
@@ -64,17 +60,22 @@ def save_atomic(obj: dict[str, Any], path: str | Path, keep_previous: bool = Tru
                 os.unlink(tmp)
         _fsync_dir(path.parent)
     except OSError as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
+        raise CheckpointWriteError(f"could not write checkpoint {path}: {exc}") from exc
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a file written by ``save_atomic``; a clear ``CheckpointError`` for anything else."""
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict[str, Any]:
+    """Read a file written by ``save_atomic``; a clear ``CheckpointError`` for anything else.
+
+    ``mmap=True`` maps the tensors from the file instead of reading them (cheap when only the
+    config is wanted, and a single copy when the tensors are then loaded into a module)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=False)
+        obj = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     except Exception as exc:  # truncated zip, random bytes, pickle errors, ...
         raise CheckpointError(
             f"{path} is not a readable rl_repara checkpoint (truncated or corrupt?): "
@@ -108,22 +109,23 @@ def find_checkpoint(path: str | Path, name: str = "last.pt") -> Path:
     )
 
 
-def load_latest(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Load the newest readable checkpoint under ``path`` (a run dir, checkpoints dir or file).
+def load_latest(path: str | Path, mmap: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The newest readable checkpoint under ``path`` (a run dir, checkpoints dir or file), and
+    the file it was read from.
 
     When ``last.pt`` is unreadable but ``last.prev.pt`` is fine, the previous one is used with
     a warning (one checkpoint interval is lost, not the run).
     """
     first = find_checkpoint(path)
     try:
-        return first, load_checkpoint(first)
+        return first, load_checkpoint(first, mmap=mmap)
     except CheckpointError as exc:
         prev = first.with_suffix(".prev.pt")
         if first.suffixes[-2:] == [".prev", ".pt"] or not prev.is_file():
             raise
-        state = load_checkpoint(prev)
+        state = load_checkpoint(prev, mmap=mmap)
         warnings.warn(f"{exc}; using the previous checkpoint {prev} instead.", RuntimeWarning, stacklevel=2)
-        return first, state
+        return prev, state
 
 
 def remove_stale_temp_files(ckpt_dir: str | Path) -> None:

@@ -18,183 +18,42 @@ Hydra lives only here and in ``conf/``; the library underneath is ``train(TrainC
 """
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
 
 import numpy as np
-import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import (
-    ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError,
-)
+from omegaconf import DictConfig
 
-from .checkpoint import FORMAT, CheckpointError, find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_latest
+from .cli_config import EvalCliConfig, config_dir, to_object
+from .cli_errors import describe, print_error
 from .config import TrainConfig
-from .envs import EnvError, make_env
-from .evaluation import run_episode
+from .device import resolve_device
+from .envs import make_env
+from .errors import CheckpointError, ConfigError, RLReparaError
+from .evaluation import eval_seed, run_episode
 from .loading import load_policy
+from .resume import RESUMABLE_KEYS, ResumePoint, get_key, resume_point, run_dir_of
 from .sac import check_cudagraphs
-from .spaces import ConfigError
-from .trainer import TrainingDiverged, TrainResult, resolve_device, train
+from .trainer import TrainResult, train
 
-__all__ = ["train_main", "eval_main", "config_dir", "register_configs", "EvalCliConfig"]
+__all__ = ["train_main", "eval_main"]
 
-_USER_ERRORS = (ConfigError, EnvError, TrainingDiverged)
-_RESUME_KEYS = {"resume", "total_steps", "log.progress", "video"}  # what a resume may change
 _FULL_ERROR = "_RL_REPARA_FULL_ERROR"  # the user's HYDRA_FULL_ERROR, seen by sweep workers too
 _MAIN_PID = "_RL_REPARA_MAIN_PID"  # the process that parsed the command line
-_SCHEMA: type = TrainConfig  # the dataclass the running command's config follows
 
 
 class JobFailed(Exception):
     """One job of a sweep failed; its message was printed. Hydra collects it like any error."""
 
 
-@dataclass
-class EvalCliConfig:
-    """``rl-repara-eval``: deterministic episodes of a saved policy."""
-
-    checkpoint: Optional[str] = None  # a run dir, or a checkpoint file (last.pt, best.pt)
-    episodes: int = 10
-    seed: Optional[int] = None  # None: the seeds of the trainer's evaluations (train seed + 1e6)
-    device: str = "cpu"  # auto | cpu | cuda | cuda:N
-    video: bool = False  # also write one episode (the first seed) to an mp4
-    video_path: Optional[str] = None  # None: <run dir>/videos/<checkpoint>-step<N>-<time>.mp4
-
-
-# ---------------------------------------------------------------------------------- configs
-def config_dir() -> str:
-    """``conf/``: inside the installed package (a wheel), or beside it (a source checkout)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    return "pkg://rl_repara.conf"
-
-
-def _run_dir(resume: Optional[str], default: str) -> str:
-    """``hydra.run.dir`` (and a sweep job's subdir): the run to resume, else ``default``."""
-    if not resume:
-        return default
-    path = Path(resume).expanduser()
-    if path.is_file():
-        raise ConfigError(
-            f"resume= takes a run dir (the one holding checkpoints/), not the file {path}."
-        )
-    find_checkpoint(path)  # a clear error before Hydra makes any dir
-    return str(path.absolute())
-
-
-def _output_subdir(resume: Optional[str]) -> Optional[str]:
-    """``hydra.output_subdir``: none when resuming, so the run's own ``.hydra/`` stays as the
-    record of the config it was trained with."""
-    return None if resume else ".hydra"
-
-
-def register_configs() -> None:
-    """The schemas (``train_schema``, ``eval_schema``) and the resolvers ``conf/`` uses."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
-    cs.store(name="eval_schema", node=EvalCliConfig)
-    OmegaConf.register_new_resolver("rl_repara.run_dir", _run_dir, replace=True)
-    OmegaConf.register_new_resolver("rl_repara.output_subdir", _output_subdir, replace=True)
-
-
-register_configs()  # at import: sweep workers unpickle the task and need these too
-
-
-def _to_object(cfg: DictConfig, cls: type) -> Any:
-    try:
-        obj = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(_omegaconf_message(exc)) from None
-    if not isinstance(obj, cls):  # a config composed without the schema
-        raise ConfigError(f"the config does not follow the {cls.__name__} schema.")
-    return obj
-
-
-# ------------------------------------------------------------------------------ the errors
-def _chain(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def _schema_keys(schema: type) -> list[str]:
-    def walk(node: Any, prefix: str) -> list[str]:
-        keys = []
-        for k in node:
-            full = f"{prefix}{k}"
-            keys.append(full)
-            if OmegaConf.is_dict(node[k]) and k != "kwargs":
-                keys += walk(node[k], full + ".")
-        return keys
-
-    return walk(OmegaConf.structured(schema), "")
-
-
-# names other libraries use (SB3, CleanRL) for our keys
-_ALIASES = {
-    "learning_rate": "lr", "net_arch": "hidden_sizes", "hidden_dims": "hidden_sizes",
-    "total_timesteps": "total_steps", "n_envs": "num_envs", "ent_coef": "init_alpha",
-    "gradient_steps": "utd", "policy_frequency": "policy_delay",
-}
-
-
-def _omegaconf_message(exc: OmegaConfBaseException) -> str:
-    key = getattr(exc, "full_key", None) or ""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, (ConfigKeyError, ConfigAttributeError)) and " not in " in first and key:
-        known = _schema_keys(_SCHEMA)
-        parent, _, leaf = key.rpartition(".")
-        alias = f"{parent}.{_ALIASES[leaf]}" if parent and leaf in _ALIASES else _ALIASES.get(leaf)
-        close = [alias] if alias in known else difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]}?" if close else ""
-        return f"unknown config key '{key}'.{hint} List the keys with --cfg job."
-    if isinstance(exc, ValidationError) and key:
-        return f"bad value for {key}: {first}"
-    return first
-
-
-def _describe(exc: BaseException) -> Optional[str]:
-    """One line for a user mistake anywhere in the chain; None for a bug."""
-    chain = list(_chain(exc))
-    for e in chain:
-        if isinstance(e, _USER_ERRORS):
-            return str(e)
-    for e in chain:
-        if isinstance(e, OmegaConfBaseException):
-            return _omegaconf_message(e)
-    from hydra.errors import HydraException
-
-    for e in chain:
-        if isinstance(e, ValueError) and str(e).startswith("Only one of --run"):
-            return f"{e} (print a sweep's config without -m: --cfg job)"  # Hydra's flag check
-        if isinstance(e, HydraException):
-            text = str(e).split("Config search path")[0]  # Hydra's internals: not for users
-            return " ".join(text.split())
-    return None
-
-
-def _print_error(prog: str, message: str) -> None:
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
-
-
 def _run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra main; Hydra re-raises its errors (HYDRA_FULL_ERROR) and we print them as
     one line, unless the user asked for the full trace."""
-    global _SCHEMA
-    _SCHEMA = schema
     os.environ[_MAIN_PID] = str(os.getpid())  # inherited by sweep workers
     full = os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
     os.environ[_FULL_ERROR] = "1" if full else "0"
@@ -207,22 +66,22 @@ def _run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
     except KeyboardInterrupt:  # a second Ctrl-C: the trainer stops without a checkpoint
         if full:
             raise
-        _print_error(prog, "interrupted")
+        print_error(prog, "interrupted")
         sys.exit(130)
     except JobFailed as exc:
         if full:
             raise
-        _print_error(prog, f"a sweep job failed: {exc}")
+        print_error(prog, f"a sweep job failed: {exc}")
         sys.exit(1)
     except Exception as exc:
-        message = _describe(exc)
-        if full or message is None:
+        described = describe(exc, schema)
+        if full or described is None:
             raise
-        _print_error(prog, message)
-        sys.exit(2)
+        print_error(prog, described[0])
+        sys.exit(described[1])
 
 
-def _job_error(prog: str, exc: Exception, hc: Any) -> NoReturn:
+def _job_error(prog: str, exc: RLReparaError, hc: Any) -> NoReturn:
     """In a job: one line and exit (one run), or one line and ``JobFailed`` (a sweep job,
     so the other jobs go on and Hydra reports the failure)."""
     from hydra.types import RunMode
@@ -231,10 +90,10 @@ def _job_error(prog: str, exc: Exception, hc: Any) -> NoReturn:
         raise exc
     if hc.mode == RunMode.MULTIRUN:
         message = f"job {hc.job.num} ({hc.runtime.output_dir}): {exc}"
-        _print_error(prog, message)
+        print_error(prog, message)
         raise JobFailed(message) from None
-    _print_error(prog, str(exc))
-    raise SystemExit(2 if isinstance(exc, ConfigError) else 1)
+    print_error(prog, str(exc))
+    raise SystemExit(exc.exit_code)
 
 
 # --------------------------------------------------------------------------------- training
@@ -247,48 +106,26 @@ def _override_keys(hc: Any) -> set[str]:
     return keys
 
 
-def _saved_state(path: str | Path) -> dict[str, Any]:
-    """Config and counters of the checkpoint in ``path``, without reading its tensors
-    (memory-mapped); the library's loader reports anything unreadable."""
-    file = find_checkpoint(path)
-    try:
-        state = torch.load(file, map_location="cpu", mmap=True, weights_only=False)
-    except Exception:
-        state = None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        state = load_checkpoint(file)  # raises CheckpointError naming the problem
-    if "config" not in state or "counters" not in state:
-        raise CheckpointError(f"{file} is missing its config or counters.")
-    return {"file": file, "config": state["config"], "counters": state["counters"],
-            "resumable": "buffer" in state}
-
-
-def _resume_config(
+def _resume_point(
     config: TrainConfig, resume_dir: Path, hc: Any, auto: bool
-) -> tuple[Optional[TrainConfig], TrainConfig]:
-    """The ``TrainConfig`` that resumes ``resume_dir`` (None when it is already complete) and
-    the saved run's config."""
-    saved = _saved_state(resume_dir)
-    if not saved["resumable"]:
-        raise CheckpointError(
-            f"{saved['file']} holds only a policy; resuming needs checkpoints/last.pt."
-        )
-    step = saved["counters"]["global_step"]
+) -> Optional[ResumePoint]:
+    """Where ``resume_dir`` continues, with the resumable keys the user set (the library's
+    ``resume_point`` decides the rest); None when the run is already complete."""
     user_keys = _override_keys(hc)
-    total = config.total_steps if "total_steps" in user_keys else saved["config"]["total_steps"]
-    ignored = sorted(user_keys - _RESUME_KEYS)
+    overrides = {k: get_key(config, k) for k in RESUMABLE_KEYS if k in user_keys}
+    ignored = sorted(user_keys - set(RESUMABLE_KEYS) - {"resume"})
     if ignored and not auto:
         print(f"[rl_repara] resuming uses the saved config; ignoring: {', '.join(ignored)}",
               file=sys.stderr, flush=True)
-    saved_cfg = TrainConfig.from_dict(saved["config"])
-    saved_cfg.video = config.video if "video" in user_keys else saved_cfg.video
+    point = resume_point(resume_dir, overrides)
+    step, total = point.step, point.config.total_steps
     if step >= total:
         print(f"[rl_repara] {resume_dir} is already at step {step} of total_steps={total}; "
               "pass total_steps=N to train it longer.", flush=True)
-        return None, saved_cfg
+        return None
     how = "found a checkpoint in the run dir; resuming" if auto else "resuming"
     print(f"[rl_repara] {how} {resume_dir} at step {step}, training to step {total}.", flush=True)
-    return TrainConfig(resume=str(resume_dir), total_steps=total, log=config.log), saved_cfg
+    return point
 
 
 def _in_sweep_worker() -> bool:
@@ -312,14 +149,13 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
 
 
 def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
-    config: TrainConfig = _to_object(cfg, TrainConfig)
+    config: TrainConfig = to_object(cfg, TrainConfig)
     if "run_dir" in _override_keys(hc):
         raise ConfigError("the run dir is Hydra's output dir: choose it with hydra.run.dir=DIR.")
     run_dir = Path(hc.runtime.output_dir)
     config.run_dir = str(run_dir)
     if _in_sweep_worker() and config.torch_threads == 0 and "SLURM_JOB_ID" not in os.environ:
         config.torch_threads = 1  # parallel local jobs: one thread each is fastest
-    effective = config
     resume_dir = Path(config.resume) if config.resume else None
     auto = resume_dir is None and (run_dir / "checkpoints").is_dir()
     if auto:
@@ -329,18 +165,20 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         except CheckpointError:
             auto = False
     if resume_dir is not None:
-        config, effective = _resume_config(config, resume_dir, hc, auto)
-        if config is None:
+        point = _resume_point(config, resume_dir, hc, auto)
+        if point is None:
             return None
-    check_cudagraphs(effective.agent, resolve_device(effective.device))
-    if resume_dir is None:
+        config = point.config  # resume= now names the very checkpoint file that was read
+        del point
+    else:
         _note_inherited_preset(config, hc)
-    if effective.video:
+    check_cudagraphs(config.agent, resolve_device(config.device))
+    if config.video:
         from .video import check_writer, prepare_headless
 
         check_writer()
         prepare_headless()
-    return _finish(train(config), effective, hc)
+    return _finish(train(config), config, hc)
 
 
 def _note_inherited_preset(config: TrainConfig, hc: Any) -> None:
@@ -367,7 +205,7 @@ def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[fl
 
         path = result.run_dir / "videos" / f"step{result.global_step}.mp4"
         ret = record_episode(load_policy(result.run_dir), effective.env.id, path,
-                             effective.env.kwargs, seed=effective.seed + 1_000_000)
+                             effective.env.kwargs, seed=eval_seed(effective.seed))
         print(f"[rl_repara] video of one deterministic episode (return {ret:.2f}): {path}")
     last = "none (eval.every_steps=0)" if result.last_eval_return is None else (
         f"{result.last_eval_return:.2f} (best {result.best_eval_return:.2f})")
@@ -382,7 +220,7 @@ def _train_job(cfg: DictConfig) -> Optional[float]:
     hc = HydraConfig.get()
     try:
         return _train(cfg, hc)
-    except _USER_ERRORS as exc:
+    except RLReparaError as exc:
         if isinstance(exc, ConfigError):
             _remove_unused_run_dir(Path(hc.runtime.output_dir))
         _job_error("rl-repara-train", exc, hc)
@@ -390,7 +228,7 @@ def _train_job(cfg: DictConfig) -> Optional[float]:
 
 # ------------------------------------------------------------------------------- evaluation
 def _evaluate(cfg: DictConfig) -> tuple[float, float]:
-    args: EvalCliConfig = _to_object(cfg, EvalCliConfig)
+    args: EvalCliConfig = to_object(cfg, EvalCliConfig)
     if not args.checkpoint:
         raise ConfigError("give the policy to evaluate: checkpoint=RUN_DIR or checkpoint=FILE.")
     if args.episodes < 1:
@@ -401,28 +239,30 @@ def _evaluate(cfg: DictConfig) -> tuple[float, float]:
         check_writer()
         prepare_headless()
     device = resolve_device(args.device)
-    saved = _saved_state(args.checkpoint)
+    file, saved = load_latest(args.checkpoint, mmap=True)
+    if "config" not in saved or "counters" not in saved:
+        raise CheckpointError(f"{file} is missing its config or counters.")
     train_cfg = TrainConfig.from_dict(saved["config"])
-    policy = load_policy(saved["file"], device=device)
+    policy = load_policy(file, device=device)
     env = make_env(train_cfg.env.id, train_cfg.env.kwargs)
-    seed = train_cfg.seed + 1_000_000 if args.seed is None else args.seed
+    seed = eval_seed(train_cfg.seed) if args.seed is None else args.seed
     returns = [run_episode(policy, env, seed + k) for k in range(args.episodes)]
     env.close()
     mean, std = float(np.mean(returns)), float(np.std(returns))
     step = saved["counters"].get("global_step", "?")
     print(f"{train_cfg.env.id}: mean return {mean:.2f} +- {std:.2f} over {args.episodes} "
-          f"deterministic episodes (checkpoint {saved['file']}, step {step})", flush=True)
+          f"deterministic episodes (checkpoint {file}, step {step})", flush=True)
     if args.video:
         from .video import record_episode
 
-        path = Path(args.video_path) if args.video_path else _video_path(saved["file"], step)
+        path = Path(args.video_path) if args.video_path else _video_path(file, step)
         ret = record_episode(policy, train_cfg.env.id, path, train_cfg.env.kwargs, seed=seed)
         print(f"video (return {ret:.2f}): {path}", flush=True)
     return mean, std
 
 
 def _video_path(file: Path, step: Any) -> Path:
-    run_dir = file.parent.parent if file.parent.name == "checkpoints" else file.parent
+    run_dir = run_dir_of(file)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     return run_dir / "videos" / f"{file.stem}-step{step}-{stamp}.mp4"
 
@@ -433,7 +273,7 @@ def _eval_job(cfg: DictConfig) -> Optional[tuple[float, float]]:
     hc = HydraConfig.get()
     try:
         return _evaluate(cfg)
-    except _USER_ERRORS as exc:
+    except RLReparaError as exc:
         _job_error("rl-repara-eval", exc, hc)
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
 from .sac import SACConfig
-from .spaces import ConfigError
+from .errors import ConfigError
 
 __all__ = ["EnvConfig", "EvalConfig", "CheckpointConfig", "LogConfig", "TrainConfig"]
 

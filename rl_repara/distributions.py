@@ -73,7 +73,7 @@ class TanhNormal(Distribution):
         if loc.dim() < 1:
             raise ValueError(
                 "TanhNormal needs loc with at least one dim (the action dim); "
-                f"got a scalar. Use loc.reshape(1) for a 1-D action."
+                "got a scalar. Use loc.reshape(1) for a 1-D action."
             )
         low_t = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
         high_t = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
@@ -85,8 +85,13 @@ class TanhNormal(Distribution):
         self.low, self.high = low_t, high_t
         self._mid = (high_t + low_t) / 2
         self._half = (high_t - low_t) / 2
-        # Σ_i log half_i, broadcast to the batch (a per-dim bound contributes once per dim).
-        self._sum_log_half = torch.log(self._half).expand(loc.shape).sum(-1)
+        # Σ_i log half_i, broadcast to the batch (a per-dim bound contributes once per dim);
+        # for scalar bounds a number (0 for the unit box), which costs no tensor op.
+        self._sum_log_half: torch.Tensor | float
+        if isinstance(low, Number) and isinstance(high, Number):
+            self._sum_log_half = loc.shape[-1] * math.log((float(high) - float(low)) / 2)
+        else:
+            self._sum_log_half = torch.log(self._half).expand(loc.shape).sum(-1)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
 
     @property

@@ -9,15 +9,31 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .spaces import ConfigError, check_action_space
+from .errors import ConfigError, EnvError
+from .spaces import check_action_space
 
-__all__ = [
-    "make_env", "make_vec_env", "check_step", "snapshot_env", "restore_env", "EnvError",
-]
+__all__ = ["make_env", "make_vec_env", "check_step", "snapshot_env", "restore_env", "TimeLimit"]
 
 
-class EnvError(RuntimeError):
-    """The env broke the Gymnasium API or produced non-finite data."""
+class TimeLimit(gym.Wrapper):
+    """Truncate an episode after ``max_episode_steps`` steps, as Gymnasium's ``TimeLimit`` does,
+    with its counter public (``elapsed_steps``) so that exact resume can restore it.
+
+    ``make_env`` builds envs with this wrapper in place of Gymnasium's own."""
+
+    def __init__(self, env: gym.Env, max_episode_steps: int) -> None:
+        super().__init__(env)
+        self.max_episode_steps = int(max_episode_steps)
+        self.elapsed_steps = 0
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.elapsed_steps += 1
+        return obs, reward, terminated, truncated or self.elapsed_steps >= self.max_episode_steps, info
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.elapsed_steps = 0
+        return self.env.reset(**kwargs)
 
 
 class _CastObservation(gym.ObservationWrapper):
@@ -41,8 +57,9 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    max_steps = kwargs.pop("max_episode_steps", None)
     try:
-        env = gym.make(env_id, **kwargs)
+        env = gym.make(env_id, max_episode_steps=-1, **kwargs)  # -1: no Gymnasium TimeLimit
     except gym.error.NameNotFound as exc:
         raise ConfigError(
             f"unknown env id '{env_id}': it is not registered with Gymnasium ({exc}). "
@@ -50,6 +67,10 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
         ) from None
     except (gym.error.Error, ImportError, ModuleNotFoundError) as exc:
         raise ConfigError(f"cannot make env '{env_id}': {exc}") from None
+    if max_steps is None and env.unwrapped.spec is not None:
+        max_steps = gym.spec(env.unwrapped.spec.id).max_episode_steps
+    if max_steps:
+        env = TimeLimit(env, max_steps)
     check_action_space(env.action_space, env_id)
     obs_space = env.observation_space
     if isinstance(obs_space, (spaces.Dict, spaces.Tuple)):
@@ -74,13 +95,14 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
 def make_vec_env(
     env_id: str, num_envs: int, env_kwargs: dict | None = None
 ) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` copies in a ``SyncVectorEnv`` with Gymnasium's default NEXT_STEP autoreset:
-    the step after an episode ends returns the first obs of the next episode and must not be
-    stored as a transition (see ``trainer.collect``)."""
+    """``num_envs`` copies in a ``SyncVectorEnv`` with Gymnasium's SAME_STEP autoreset: the step
+    that ends an episode returns the first obs of the next one, and the episode's final obs in
+    ``info["final_obs"]`` (masked by ``info["_final_obs"]``). Every step is one transition per
+    env; no step is spent on a reset (see ``collector.Collector``)."""
     if num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1; got {num_envs}.")
     fns: list[Callable[[], gym.Env]] = [lambda: make_env(env_id, env_kwargs) for _ in range(num_envs)]
-    return gym.vector.SyncVectorEnv(fns)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 def check_step(
@@ -108,11 +130,12 @@ def _unwrapped_is_mujoco(env: gym.Env) -> bool:
     return isinstance(env.unwrapped, MujocoEnv)
 
 
-def _wrapper_attrs(env: gym.Env) -> list[dict[str, Any]]:
-    """Per-wrapper counters (TimeLimit's elapsed steps, OrderEnforcing's reset flag)."""
+def _time_limits(env: gym.Env) -> list[TimeLimit]:
+    """The ``TimeLimit`` wrappers around ``env``, outermost first."""
     out, w = [], env
     while isinstance(w, gym.Wrapper):
-        out.append({k: getattr(w, k) for k in ("_elapsed_steps", "_has_reset") if hasattr(w, k)})
+        if isinstance(w, TimeLimit):
+            out.append(w)
         w = w.env
     return out
 
@@ -120,22 +143,20 @@ def _wrapper_attrs(env: gym.Env) -> list[dict[str, Any]]:
 def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     """Everything needed to continue an env mid-episode bit for bit, or None if unsupported.
 
-    MuJoCo envs: the whole ``MjData`` (pickled), the env's ``np_random`` and wrapper counters.
-    The integration state alone is not enough: ``mj_step`` leaves derived fields such as
-    ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so recomputing them with
-    ``mj_forward`` after a restore changed the first reward. Other envs: a pickle of the
-    whole env, when it pickles faithfully (envs built on ``EzPickle`` re-create themselves
-    from their constructor arguments and lose their state, so those are unsupported unless
-    MuJoCo).
+    MuJoCo envs: the whole ``MjData`` (pickled), the env's ``np_random`` and the time-limit
+    counters. The integration state alone is not enough: ``mj_step`` leaves derived fields such
+    as ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so recomputing them with
+    ``mj_forward`` after a restore changed the first reward. Other envs: a pickle of the whole
+    env, when it pickles faithfully (envs built on ``EzPickle`` re-create themselves from their
+    constructor arguments and lose their state, so those are unsupported unless MuJoCo).
     """
     from gymnasium.utils.ezpickle import EzPickle
 
     base = env.unwrapped
     if _unwrapped_is_mujoco(env):
-        import mujoco
-
         return {
-            "kind": "mujoco", "mj_data": pickle.dumps(base.data), "wrappers": _wrapper_attrs(env),
+            "kind": "mujoco", "mj_data": pickle.dumps(base.data),
+            "elapsed_steps": [w.elapsed_steps for w in _time_limits(env)],
             "np_random": base.np_random.bit_generator.state,
         }
     if isinstance(base, EzPickle):
@@ -147,8 +168,8 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
 
 
 def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
-    """Apply ``snapshot_env``'s output; returns the env to use (for pickles a new object, and
-    ``env`` is closed)."""
+    """Apply ``snapshot_env``'s output to an env that has been reset; returns the env to use
+    (for pickles a new object, and ``env`` is closed)."""
     if snap["kind"] == "pickle":
         restored = pickle.loads(snap["env"])
         env.close()
@@ -156,16 +177,8 @@ def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
     import mujoco
 
     base = env.unwrapped
-    if "mj_data" in snap:
-        mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
-    else:  # checkpoints written before the whole MjData was saved
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        mujoco.mj_setState(base.model, base.data, snap["mj_state"], spec)
-        mujoco.mj_forward(base.model, base.data)
+    mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
     base.np_random.bit_generator.state = snap["np_random"]
-    w, attrs = env, iter(snap["wrappers"])
-    while isinstance(w, gym.Wrapper):
-        for k, v in next(attrs, {}).items():
-            setattr(w, k, v)
-        w = w.env
+    for wrapper, elapsed in zip(_time_limits(env), snap["elapsed_steps"], strict=True):
+        wrapper.elapsed_steps = elapsed
     return env

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint
+from .errors import CheckpointError
 from .config import TrainConfig
 from .policies import TanhGaussianPolicy
 

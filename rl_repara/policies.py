@@ -34,9 +34,10 @@ class TanhGaussianPolicy(nn.Module):
     log σ, which is mapped smoothly into ``log_std_bounds = (lo, hi)`` by
     ``log σ = lo + (hi − lo)·(tanh(raw) + 1)/2``.
 
-    Actions are in env units, inside ``[action_low, action_high]`` (scalars or one value per
-    action dim). Log-densities are of those returned actions, the ``log half`` Jacobian of the
-    affine map included.
+    What users see (``forward``, ``act``, ``distribution``) is in env units, inside
+    ``[action_low, action_high]`` (scalars or one value per action dim), with the density of
+    that env-unit action (the ``log half`` Jacobian of the affine map included). What the
+    losses use (``sample_unit``, ``unit_distribution``) is in the unit box ``[−1, 1]``.
     """
 
     def __init__(
@@ -74,19 +75,53 @@ class TanhGaussianPolicy(nn.Module):
             action_low=box.low, action_high=box.high, **kwargs,
         )
 
-    def distribution(self, obs: torch.Tensor) -> TanhNormal:
-        """The action distribution for ``obs [..., obs_dim]``; its math runs in float32
-        even when the matmuls run under bf16 autocast."""
+    def _loc_scale(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """μ and σ for ``obs [..., obs_dim]``, in float32 even when the matmuls run under bf16
+        autocast."""
         mu, raw = self.head(self.trunk(obs)).float().chunk(2, dim=-1)
         lo, hi = self.log_std_bounds
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
-        return TanhNormal(mu, log_std.exp(), self.action_low, self.action_high, validate_args=False)
+        return mu, log_std.exp()
+
+    def distribution(self, obs: torch.Tensor) -> TanhNormal:
+        """The distribution of the env-unit action ``a = mid + half·tanh(u)``."""
+        mu, std = self._loc_scale(obs)
+        return TanhNormal(mu, std, self.action_low, self.action_high, validate_args=False)
+
+    def unit_distribution(self, obs: torch.Tensor) -> TanhNormal:
+        """The distribution of the unit-box action ``y = tanh(u) ∈ [−1, 1]``, ``a = mid + half·y``.
+
+        Its log-density is ``log π(a|s) + Σ_i log half_i``: the same for any action units, so
+        SAC's entropy bonus adds no per-step constant that depends on the env's bounds. The
+        losses, the critics and the replay buffer work in this unit box.
+        """
+        mu, std = self._loc_scale(obs)
+        return TanhNormal(mu, std, -1.0, 1.0, validate_args=False)
+
+    def sample_unit(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y [B, act_dim], log_prob [B])`` in the unit box: a reparameterized sample (or the
+        squashed mean) and its unit-box log-density. What the losses use."""
+        dist = self.unit_distribution(obs)
+        return dist.mode_and_log_prob() if deterministic else dist.rsample_and_log_prob()
+
+    def to_env(self, y: torch.Tensor) -> torch.Tensor:
+        """``a = mid + half·y``, clamped to the bounds (float32 rounding can step a hair past)."""
+        mid, half = (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2
+        return torch.minimum(torch.maximum(mid + half * y, self.action_low), self.action_high)
+
+    def to_unit(self, a: torch.Tensor) -> torch.Tensor:
+        """``y = (a − mid)/half``, clamped to ``[−1, 1]``: env units to the unit box."""
+        mid, half = (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2
+        return ((a - mid) / half).clamp(-1.0, 1.0)
 
     def forward(
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(action [B, act_dim], log_prob [B])``: a reparameterized sample, or the squashed
-        mean when ``deterministic``. Gradients flow to the policy's weights through both."""
+        """``(action [B, act_dim], log_prob [B])`` in env units: a reparameterized sample, or
+        the squashed mean when ``deterministic``, and the density of that env-unit action.
+        Gradients flow to the policy's weights through both."""
         dist = self.distribution(obs)
         return dist.mode_and_log_prob() if deterministic else dist.rsample_and_log_prob()
 

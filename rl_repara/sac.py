@@ -1,29 +1,24 @@
-"""Soft Actor-Critic: config, pure loss functions and the ``SAC`` learner.
+"""Soft Actor-Critic: its config and the ``SAC`` learner.
 
-Each loss is a small pure function ``(modules, batch, ...) -> (loss, info)``; ``SAC.update``
-chains them with their optimizers and the Polyak update, and fits on one screen.
+The losses are small pure functions in ``losses.py``; ``SAC.update`` chains them with their
+optimizers and the Polyak update, and fits on one screen.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Iterable, List, Optional
 
 import torch
-from torch import nn
 
 from .buffer import Batch
 from .critics import QEnsemble
+from .errors import ConfigError
+from .losses import Info, actor_loss, alpha_loss, critic_loss, default_target_entropy, polyak_update
 from .policies import TanhGaussianPolicy
-from .spaces import ConfigError
 
-__all__ = [
-    "SACConfig", "SAC", "critic_loss", "actor_loss", "alpha_loss", "polyak_update",
-    "default_target_entropy", "check_cudagraphs",
-]
-
-Info = dict[str, torch.Tensor]
+__all__ = ["SACConfig", "SAC", "check_cudagraphs"]
 
 
 @dataclass
@@ -43,7 +38,7 @@ class SACConfig:
     target_update_every: int = 1  # Polyak update once every this many critic steps
     autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
     init_alpha: float = 1.0  # α at the start (fixed α when autotune_alpha is false)
-    target_entropy: Optional[float] = None  # in env units; None: default_target_entropy(policy)
+    target_entropy: Optional[float] = None  # nats, unit-box density; None: −act_dim
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
@@ -74,60 +69,6 @@ class SACConfig:
                 raise ValueError(f"agent config: {msg}.")
 
 
-# ------------------------------------------------------------------------------------ losses
-def critic_loss(
-    policy: TanhGaussianPolicy,
-    critics: QEnsemble,
-    target_critics: QEnsemble,
-    alpha: torch.Tensor,
-    batch: Batch,
-    gamma: float,
-) -> tuple[torch.Tensor, Info]:
-    """Soft Bellman error, summed over the critics.
-
-    ``y = r + γ·(1 − terminated)·(min_k Q'_k(s', a') − α·log π(a'|s'))``, ``a' ~ π(·|s')``;
-    ``loss = Σ_k mean_B (Q_k(s, a) − y)²``. The target is built without gradients, so only
-    the critics' weights receive any. Truncated (time-limit) transitions bootstrap.
-    """
-    with torch.no_grad():
-        next_action, next_log_prob = policy(batch.next_obs)
-        next_q = target_critics(batch.next_obs, next_action).min(dim=0).values
-        soft_next = next_q - alpha * next_log_prob
-        target = batch.reward + gamma * (1.0 - batch.terminated) * soft_next
-    q = critics(batch.obs, batch.action)  # [N, B]
-    loss = (q - target).square().mean(dim=1).sum()
-    return loss, {"qf_loss": loss.detach(), "qf_values": q.detach().mean()}
-
-
-def actor_loss(
-    policy: TanhGaussianPolicy, critics: QEnsemble, alpha: torch.Tensor, obs: torch.Tensor
-) -> tuple[torch.Tensor, Info]:
-    """``loss = mean_B [α·log π(ã|s) − min_k Q_k(s, ã)]`` with ``ã = rsample`` (pathwise).
-
-    The critics run with detached weights: the gradient reaches the policy through ã, and no
-    weight gradient is built for the critics (``QEnsemble.min_q``, which on CPU also
-    back-propagates each row through the one critic that attains the min).
-    ``info["log_prob"]`` is kept for the α loss.
-    """
-    action, log_prob = policy(obs)
-    q = critics.min_q(obs, action)
-    loss = (alpha.detach() * log_prob - q).mean()
-    return loss, {
-        "actor_loss": loss.detach(),
-        "entropy": -log_prob.detach().mean(),
-        "log_prob": log_prob.detach(),
-    }
-
-
-def alpha_loss(
-    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float
-) -> tuple[torch.Tensor, Info]:
-    """``loss = −mean_B [log α · (log π + H_target)]``: α grows when the entropy ``−log π``
-    drops below ``H_target`` and shrinks when it is above. ``log_prob`` comes detached."""
-    loss = -(log_alpha * (log_prob + target_entropy)).mean()
-    return loss, {"alpha_loss": loss.detach()}
-
-
 def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
     """CUDA graphs need a CUDA learner: a ``ConfigError`` (a ``ValueError``) naming the fix."""
     if config.cudagraphs and device.type != "cuda":
@@ -137,28 +78,10 @@ def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
         )
 
 
-def default_target_entropy(policy: TanhGaussianPolicy) -> float:
-    """``−act_dim`` nats for actions in the unit box, written in env units.
-
-    The SAC heuristic −1 nat per action dim refers to actions in ``[−1, 1]`` (as in the SAC
-    paper's code and SB3). ``log π`` here is the density of ``a = mid + half·y`` in env units,
-    so ``H(a) = H(y) + Σ_i log half_i`` and the same target is ``−act_dim + Σ_i log half_i``.
-    α then behaves the same whatever the env's action units: for Humanoid's ±0.4 bounds the
-    target is −17 − 15.6 nats, not −17, which would ask for a policy ~2.5× wider per dim.
-    """
-    half = (policy.action_high - policy.action_low) / 2
-    return float(-policy.act_dim + torch.log(half.double()).sum())
-
-
-@torch.no_grad()
-def polyak_update(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) -> None:
-    """``θ' ← θ' + τ·(θ − θ')`` for every tensor pair, in one fused foreach call."""
-    torch._foreach_lerp_(target, source, tau)
-
-
 # ----------------------------------------------------------------------------------- learner
-def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+def _adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel where this torch has it for the device, else foreach."""
+    params = list(params)  # a generator would be spent by a failed first attempt
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
@@ -193,12 +116,12 @@ class SAC:
             requires_grad=cfg.autotune_alpha,
         )
         self.target_entropy = (
-            default_target_entropy(policy) if cfg.target_entropy is None
+            default_target_entropy(policy.act_dim) if cfg.target_entropy is None
             else float(cfg.target_entropy)
         )
-        self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr, self.device)
-        self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr, self.device)
-        self.alpha_optimizer = _adam([self.log_alpha], cfg.lr, self.device)
+        self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr)
+        self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr)
+        self.alpha_optimizer = _adam([self.log_alpha], cfg.lr)
         self._critic_params = list(self.critics.parameters())
         self._target_params = list(self.target_critics.parameters())
         self.num_updates = 0

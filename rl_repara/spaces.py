@@ -4,11 +4,9 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["ConfigError", "check_action_space", "flat_obs_dim"]
+from .errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A user mistake (bad env, bad config, bad path). The CLI prints its message, no traceback."""
+__all__ = ["check_action_space", "flat_obs_dim"]
 
 
 def check_action_space(space: spaces.Space, env_id: str = "this env") -> spaces.Box:

@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .envs import make_env
+from .evaluation import run_episode
 from .policies import TanhGaussianPolicy
-from .spaces import ConfigError
+from .errors import VideoError
 
-__all__ = ["VideoError", "check_writer", "prepare_headless", "record_episode"]
+__all__ = ["check_writer", "prepare_headless", "record_episode"]
 
 _INSTALL = "pip install 'rl_repara[video]' (imageio and imageio-ffmpeg)"
-
-
-class VideoError(ConfigError):
-    """A video cannot be written: a missing package or no off-screen rendering backend."""
 
 
 def prepare_headless() -> None:
@@ -102,26 +99,17 @@ def record_episode(
     env_kwargs: dict | None = None,
     seed: int | None = None,
 ) -> float:
-    """Play one deterministic episode (reset with ``seed``), write its frames to ``path`` (mp4)
-    and return the episode's return. Frames stream to the file; the file appears complete
-    or not at all (it is written under a temp name first)."""
+    """Play one deterministic episode (reset with ``seed``; ``evaluation.run_episode``), write
+    its frames to ``path`` (mp4) and return the episode's return. Frames stream to the file;
+    the file appears complete or not at all (it is written under a temp name first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     env = make_env(env_id, env_kwargs, render_mode="rgb_array")
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        obs, _ = env.reset(seed=seed)
-        first = _render(env, env_id)
         writer = _open_writer(tmp, env.metadata.get("render_fps") or 30)
-        total, done = 0.0, False
         try:
-            writer.append_data(first)
-            while not done:
-                action = policy.act(obs, deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-                writer.append_data(_render(env, env_id))
+            total = run_episode(policy, env, seed, on_frame=lambda: writer.append_data(_render(env, env_id)))
         finally:
             writer.close()
         os.replace(tmp, path)

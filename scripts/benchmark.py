@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rl_repara import EnvConfig, EvalConfig, ReplayBuffer, SAC, SACConfig, TanhGaussianPolicy, TrainConfig
 from rl_repara.envs import make_env
-from rl_repara.trainer import _Run
+from rl_repara.trainer import Trainer
 
 
 # ------------------------------------------------------------------------------ settings
@@ -147,15 +147,15 @@ def gemm_rate(batch: int, width: int, seconds: float = 0.5) -> float:
 
 # ------------------------------------------------------------------------- rl_repara side
 def rl_repara_sps(s: Setting) -> Timing:
-    """Env steps per second of rl_repara's training loop (``trainer._Run``), warm-up excluded."""
+    """Env steps per second of rl_repara's training loop (``trainer.Trainer``), warm-up excluded."""
     torch.manual_seed(s.seed)
     np.random.seed(s.seed)
     cfg = TrainConfig(env=EnvConfig(id=s.env_id), agent=s.sac_config(), seed=s.seed,
                       num_envs=s.num_envs, device="cpu", eval=EvalConfig(every_steps=0))
     cfg.validate()
     with tempfile.TemporaryDirectory() as tmp:
-        run = _Run(cfg, Path(tmp), torch.device("cpu"))
-        run.start_fresh()
+        run = Trainer(cfg, Path(tmp), torch.device("cpu"))
+        run.start()
         start = s.learning_starts + s.warmup
         while run.global_step < start:
             run.collect()
@@ -167,7 +167,7 @@ def rl_repara_sps(s: Setting) -> Timing:
             run.learn()
         float(run.last_info["qf_loss"])  # wait for the last update (a no-op on CPU)
         timing = clock.stop(run.global_step - first)
-        run.envs.close()
+        run.close()
     return timing
 
 

@@ -46,9 +46,11 @@ def sac_update(batch, policy, critics, target_critics, log_alpha, opts, args, ta
     pi_opt, q_opt, alpha_opt = opts
     alpha = log_alpha.exp().detach()
 
-    # critics: soft Bellman target with the next action drawn from the current policy
+    # critics: soft Bellman target with the next action drawn from the current policy. The
+    # losses work in the unit box (sample_unit): actions in [-1, 1] and their log-density
+    # there, so the entropy bonus does not depend on the env's action units.
     with torch.no_grad():
-        next_action, next_log_prob = policy(next_obs)
+        next_action, next_log_prob = policy.sample_unit(next_obs)
         next_q = target_critics(next_obs, next_action).min(dim=0).values  # [B]
         y = reward + args.gamma * (1.0 - terminated) * (next_q - alpha * next_log_prob)
     q_loss = (critics(obs, action) - y).square().mean(dim=1).sum()  # critics(...) is [N, B]
@@ -57,7 +59,7 @@ def sac_update(batch, policy, critics, target_critics, log_alpha, opts, args, ta
     q_opt.step()
 
     # actor: the action is an rsample, so d(loss)/d(policy weights) flows through a and Q(s, a)
-    new_action, log_prob = policy(obs)
+    new_action, log_prob = policy.sample_unit(obs)
     pi_loss = (alpha * log_prob - critics(obs, new_action).min(dim=0).values).mean()
     pi_opt.zero_grad()
     pi_loss.backward()
@@ -121,13 +123,15 @@ def main() -> None:
     obs, _ = env.reset(seed=args.seed)
     episode_return, returns = 0.0, []
     for step in range(args.steps):
-        if step < args.learning_starts:
-            action = env.action_space.sample()
-        else:
-            with torch.no_grad():
-                action = policy(torch.as_tensor(obs).unsqueeze(0))[0][0].numpy()
+        with torch.no_grad():
+            if step < args.learning_starts:
+                action = env.action_space.sample()
+                unit = policy.to_unit(torch.as_tensor(action)).numpy()
+            else:
+                unit_t = policy.sample_unit(torch.as_tensor(obs).unsqueeze(0))[0][0]
+                unit, action = unit_t.numpy(), policy.to_env(unit_t).numpy()
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, reward, next_obs, terminated)  # truncation still bootstraps
+        buffer.add(obs, unit, reward, next_obs, terminated)  # truncation still bootstraps
         episode_return += float(reward)
         obs = next_obs
         if terminated or truncated:

@@ -186,6 +186,34 @@ def test_resume_in_a_new_process_is_bit_exact(straight, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_resume_honours_the_device_asked_for(straight, tmp_path):
+    """device= on a resume is the user's, not "auto": on a machine without a GPU, device=cuda
+    is refused with the library's own one line (a resume used to run on auto regardless)."""
+    run_dir, _ = straight
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    proc = run([TRAIN, f"resume={run_dir}", "total_steps=900", "device=cuda"], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", "device=cuda was asked for, but this torch "
+                        "sees no CUDA GPU")
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(straight, tmp_path):
+    """A torn last.pt: the CLI resumes from last.prev.pt (one checkpoint interval lost, not
+    the run), says so, and reaches the total, as the library does."""
+    src, _ = straight
+    run_dir = tmp_path / "run"
+    ok([TRAIN, "hydra.run.dir=run", "total_steps=400", "checkpoint.every_steps=200",
+        *STRAIGHT], tmp_path)
+    last = run_dir / "checkpoints" / "last.pt"
+    assert saved(run_dir, "last.prev.pt")["counters"]["global_step"] == 200
+    last.write_bytes(last.read_bytes()[:1000])  # torn
+    proc = ok([TRAIN, f"resume={run_dir}", "total_steps=500"], tmp_path)
+    assert "using the previous checkpoint" in proc.stderr and "last.prev.pt" in proc.stderr
+    assert "at step 200, training to step 500" in proc.stdout
+    assert saved(run_dir)["counters"]["global_step"] == 500
+
+
 def test_resume_of_a_finished_run_does_nothing(straight, tmp_path):
     run_dir, _ = straight
     before = (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns

@@ -1,6 +1,8 @@
-"""The trainer's collect step under Gymnasium's NEXT_STEP autoreset: every stored transition
-lies inside one episode, none pairs the last obs of an episode with the first of the next,
-truncation is stored with terminated = 0 and termination with terminated = 1."""
+"""The trainer's collect step under Gymnasium's SAME_STEP autoreset: every env step is one
+stored transition (no step is spent on a reset), every stored transition lies inside one
+episode (an ended episode's next obs is its final obs, not the next episode's first),
+truncation is stored with terminated = 0 and termination with terminated = 1, and actions are
+stored in the unit box."""
 from __future__ import annotations
 
 import gymnasium as gym
@@ -10,7 +12,7 @@ import torch
 from gymnasium import spaces
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig
-from rl_repara.trainer import _Run
+from rl_repara.trainer import Trainer
 
 COUNTDOWN_ID = "RlReparaTest/Countdown-v0"
 
@@ -42,45 +44,49 @@ if COUNTDOWN_ID not in gym.registry:
     gym.register(COUNTDOWN_ID, entry_point=CountdownEnv)
 
 
-def make_run(tmp_path, env_id: str, env_kwargs: dict, num_envs: int) -> _Run:
+def make_run(tmp_path, env_id: str, env_kwargs: dict, num_envs: int) -> Trainer:
     cfg = TrainConfig(
         env=EnvConfig(id=env_id, kwargs=env_kwargs), num_envs=num_envs, device="cpu",
         agent=SACConfig(learning_starts=10**6, hidden_sizes=[8], batch_size=4, buffer_size=1000),
         eval=EvalConfig(every_steps=0),
     )
     cfg.validate()
-    run = _Run(cfg, tmp_path, torch.device("cpu"))
-    run.start_fresh()
+    run = Trainer(cfg, tmp_path, torch.device("cpu"))
+    run.start()
     return run
 
 
-def record_steps(run: _Run, iterations: int) -> dict[str, np.ndarray]:
+def record_steps(run: Trainer, iterations: int) -> dict[str, np.ndarray]:
     """Run ``collect`` and record what the vector env was given and returned, step by step:
-    obs [T+1, N, d] (obs[t] is what step t acted on), action, reward, terminated, truncated."""
-    log: dict[str, list] = {"obs": [run.obs.copy()], "action": [], "reward": [],
-                            "terminated": [], "truncated": []}
-    env_step = run.envs.step
+    obs [T+1, N, d] (obs[t] is what step t acted on), action, reward, terminated, truncated,
+    and final [T, N, d]: the obs the step reached (an ended episode's final obs from info)."""
+    log: dict[str, list] = {"obs": [run.collector.obs.copy()], "action": [], "reward": [],
+                            "terminated": [], "truncated": [], "final": []}
+    env_step = run.collector.envs.step
 
     def recording_step(actions):
         out = env_step(actions)
         for key, value in zip(("action", "obs", "reward", "terminated", "truncated"), (actions, *out)):
             log[key].append(np.array(value, copy=True))
+        final, info = np.array(out[0], copy=True), out[4]
+        for i in np.flatnonzero(info.get("_final_obs", [])):
+            final[i] = info["final_obs"][i]
+        log["final"].append(final)
         return out
 
-    run.envs.step = recording_step
+    run.collector.envs.step = recording_step
     for _ in range(iterations):
         run.collect()
     return {k: np.stack(v) for k, v in log.items()}
 
 
-def stored(run: _Run) -> dict[str, np.ndarray]:
+def stored(run: Trainer) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in run.buffer.state_dict()["data"].items()}
 
 
-def autoreset_steps(rec: dict[str, np.ndarray]) -> np.ndarray:
-    """[T, N]: True where the step came right after an episode end (it only resets)."""
-    done = rec["terminated"] | rec["truncated"]
-    return np.concatenate([np.zeros_like(done[:1]), done[:-1]])
+def ended(rec: dict[str, np.ndarray]) -> np.ndarray:
+    """[T, N]: True where the step ended an episode (its returned obs starts the next one)."""
+    return rec["terminated"] | rec["truncated"]
 
 
 # ------------------------------------------------------------------------------- Pendulum
@@ -112,50 +118,48 @@ def pendulum_run(tmp_path_factory):
 def test_stored_pendulum_transitions_obey_the_dynamics_of_one_episode(pendulum_run):
     run, rec = pendulum_run
     data = stored(run)
-    err = physics_error(data["obs"], data["action"], data["next_obs"], data["reward"])
+    env_action = 2.0 * data["action"]  # stored in the unit box; Pendulum's bounds are ±2
+    err = physics_error(data["obs"], env_action, data["next_obs"], data["reward"])
     assert err.max() < 1e-4
 
-    # The check has teeth: every autoreset step (the pair the trainer must drop) fails it.
-    reset = autoreset_steps(rec)
-    assert reset.sum() >= 6
-    crossing = physics_error(rec["obs"][:-1][reset], rec["action"][reset],
-                             rec["obs"][1:][reset], rec["reward"][reset])
+    # The check has teeth: pairing an ended step's obs with the obs the vector env returned
+    # (the next episode's first) fails it.
+    end = ended(rec)
+    assert end.sum() >= 9
+    crossing = physics_error(rec["obs"][:-1][end], rec["action"][end],
+                             rec["obs"][1:][end], rec["reward"][end])
     assert crossing.min() > 1e-2
 
 
-def test_stored_pendulum_transitions_are_exactly_the_in_episode_steps(pendulum_run):
+def test_every_env_step_is_one_stored_transition(pendulum_run):
+    """No step is spent on a reset: 20 vector steps of 3 envs are 60 stored transitions, in
+    step order, each exactly what the env was given and reached."""
     run, rec = pendulum_run
     data = stored(run)
     steps, num_envs = rec["reward"].shape
-    keep = ~autoreset_steps(rec)
-    assert run.global_step == steps * num_envs == 60
-    assert len(run.buffer) == steps * num_envs - (~keep).sum() == keep.sum()
-    np.testing.assert_array_equal(data["obs"], rec["obs"][:-1][keep])
-    np.testing.assert_array_equal(data["next_obs"], rec["obs"][1:][keep])
-    np.testing.assert_array_equal(data["action"], rec["action"][keep])
-    np.testing.assert_array_equal(data["reward"], rec["reward"][keep].astype(np.float32))
+    assert run.global_step == len(run.buffer) == steps * num_envs == 60
+    np.testing.assert_array_equal(data["obs"], rec["obs"][:-1].reshape(60, 3))
+    np.testing.assert_array_equal(data["next_obs"], rec["final"].reshape(60, 3))
+    np.testing.assert_allclose(data["action"], rec["action"].reshape(60, 1) / 2.0, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(data["reward"], rec["reward"].reshape(60).astype(np.float32))
 
 
 def test_truncated_pendulum_steps_are_stored_with_terminated_zero(pendulum_run):
     run, rec = pendulum_run
     data = stored(run)
     assert not rec["terminated"].any()
-    truncated = rec["truncated"][~autoreset_steps(rec)]
-    assert truncated.sum() == rec["truncated"].sum() >= 9  # all truncations were stored ...
-    assert (data["terminated"] == 0.0).all()  # ... as non-terminal, so they bootstrap
+    assert rec["truncated"].sum() == 12  # 5-step episodes: steps 4, 9, 14, 19 of 3 envs
+    assert (data["terminated"] == 0.0).all()  # ... stored as non-terminal, so they bootstrap
 
 
 def test_episode_returns_sum_the_rewards_of_each_episode(pendulum_run):
     run, rec = pendulum_run
-    keep = ~autoreset_steps(rec)
     returns = []
     for t, i in zip(*np.nonzero(rec["truncated"])):  # episode of env i ended at step t
-        start = t - 4  # 5-step episodes
-        assert keep[start : t + 1, i].all()
-        returns.append((t, i, rec["reward"][start : t + 1, i].sum()))
+        returns.append((t, i, rec["reward"][t - 4 : t + 1, i].sum()))  # 5-step episodes
     expected = [r for _, _, r in sorted(returns)]  # logged in step order, then env order
-    assert run.episodes == len(expected)
-    np.testing.assert_allclose(list(run.recent_returns), expected[-20:], rtol=1e-5)
+    assert run.collector.episodes == len(expected) == 12
+    np.testing.assert_allclose(list(run.collector.recent_returns), expected[-20:], rtol=1e-5)
 
 
 # ------------------------------------------------------------------------ the countdown env
@@ -176,7 +180,7 @@ def test_terminated_is_stored_as_one_exactly_at_the_end_of_an_episode(tmp_path, 
     # terminated = 1 exactly where the episode's own end was reached
     np.testing.assert_array_equal(data["terminated"], (next_t == next_k).astype(np.float32))
     assert data["terminated"].sum() >= 5
-    assert len(run.buffer) == rec["reward"].size - autoreset_steps(rec).sum()
+    assert len(run.buffer) == rec["reward"].size == run.global_step
     if env_kwargs:  # time-limit ends (t = 4 < k) are stored, as non-terminal
         cut = (next_t == 4) & (next_k > 4)
         assert cut.sum() == (rec["truncated"] & ~rec["terminated"]).sum() >= 3

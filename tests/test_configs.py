@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rl_repara import ConfigError, SACConfig, TrainConfig
-from rl_repara.cli import EvalCliConfig, _run_dir, config_dir
+from rl_repara.cli_config import EvalCliConfig, config_dir, run_dir_resolver
 from rl_repara.envs import make_env
 
 CONF = Path(config_dir())
@@ -109,11 +109,11 @@ def test_eval_config_composes():
 def test_run_dir_resolver(tmp_path):
     """hydra.run.dir: a fresh run gets the default; resume= is the resumed run's own dir, and
     is checked before Hydra creates anything."""
-    assert _run_dir(None, "runs/x") == "runs/x"
+    assert run_dir_resolver(None, "runs/x") == "runs/x"
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")
-    assert _run_dir(str(tmp_path), "runs/x") == str(tmp_path)
+    assert run_dir_resolver(str(tmp_path), "runs/x") == str(tmp_path)
     with pytest.raises(ConfigError, match="not the file"):
-        _run_dir(str(tmp_path / "checkpoints" / "last.pt"), "runs/x")
+        run_dir_resolver(str(tmp_path / "checkpoints" / "last.pt"), "runs/x")
     with pytest.raises(ConfigError, match="no such file or directory"):
-        _run_dir(str(tmp_path / "missing"), "runs/x")
+        run_dir_resolver(str(tmp_path / "missing"), "runs/x")

@@ -18,8 +18,9 @@ import helpers_envs as H
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, train
 from rl_repara.checkpoint import find_checkpoint, load_checkpoint
 from rl_repara.config import LogConfig
-from rl_repara.envs import EnvError, make_env
-from rl_repara.spaces import ConfigError
+from rl_repara.envs import make_env
+from rl_repara.errors import EnvError
+from rl_repara.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

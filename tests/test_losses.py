@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
-from rl_repara.sac import actor_loss, alpha_loss, critic_loss
+from rl_repara.losses import actor_loss, alpha_loss, critic_loss
 
 OBS_DIM, ACT_DIM, B = 3, 2, 16
 
@@ -88,7 +88,7 @@ def test_actor_loss_reaches_only_the_policy():
     # its value: mean[α·log π(ã|s) − min_k Q_k(s, ã)] at the same reparameterized sample
     torch.manual_seed(3)
     with torch.no_grad():
-        action, log_prob = policy(batch.obs)
+        action, log_prob = policy.sample_unit(batch.obs)
         q_min = critics(batch.obs, action).min(0).values
         expected = (alpha * log_prob - q_min).mean()
     torch.testing.assert_close(loss.detach(), expected)
@@ -137,7 +137,7 @@ def test_critic_target_bootstraps_on_truncation_but_not_on_termination(alpha):
     )
     torch.manual_seed(9)
     with torch.no_grad():
-        _, next_log_prob = policy(batch.next_obs)  # the a' ~ π(·|s') the loss will draw
+        _, next_log_prob = policy.sample_unit(batch.next_obs)  # the a' ~ π(·|s') the loss draws
     torch.manual_seed(9)
     loss, _ = critic_loss(policy, critics, targets, torch.tensor(alpha), batch, gamma)
 
@@ -260,25 +260,69 @@ def test_alpha_keeps_training_after_load_state_dict():
             torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-def test_default_entropy_target_is_minus_act_dim_in_the_unit_box():
-    """The same network with bounds ±1 and ±0.4: log π differs by 17·log 0.4 nats, and the
-    default target by the same amount, so the α loss and its gradient are the same: α does
-    not depend on the env's action units. An explicit target_entropy is taken as given."""
-    from rl_repara.sac import default_target_entropy
-
-    obs, dim = torch.randn(64, OBS_DIM), 17
+def _same_net_two_bounds(dim: int, half: float) -> tuple[TanhGaussianPolicy, TanhGaussianPolicy]:
     unit = TanhGaussianPolicy(OBS_DIM, dim, hidden_sizes=(16,))
-    narrow = copy.deepcopy(unit)
-    narrow.action_low.fill_(-0.4)
-    narrow.action_high.fill_(0.4)
-    assert default_target_entropy(unit) == -17.0
-    assert default_target_entropy(narrow) == pytest.approx(-17.0 + 17 * math.log(0.4), abs=1e-5)
-    grads = []
-    for policy in (unit, narrow):
-        sac = SAC(policy, SACConfig(hidden_sizes=[16]))
-        torch.manual_seed(0)
-        _, log_prob = policy(obs)
-        loss, _ = alpha_loss(sac.log_alpha, log_prob.detach(), sac.target_entropy)
-        grads.append(torch.autograd.grad(loss, sac.log_alpha)[0])
-    assert grads[0] == pytest.approx(float(grads[1]), abs=1e-4)
+    other = copy.deepcopy(unit)
+    other.action_low.fill_(-half)
+    other.action_high.fill_(half)
+    return unit, other
+
+
+def test_entropy_terms_in_the_losses_do_not_depend_on_the_action_bounds():
+    """One network, bounds ±1 and ±0.4 (Humanoid's, 17 dims), the same noise: the log π that
+    enters the critic target, the actor loss and the α loss is the same, and so is every loss.
+    In env units it would differ by 17·log 0.4 = −15.6 nats, an α-weighted constant added to
+    every step's reward (a survival bonus or penalty on a terminating env). What users see,
+    ``policy(obs)``, stays the env-unit density."""
+    from rl_repara.losses import default_target_entropy
+
+    dim, obs = 17, torch.randn(B, OBS_DIM)
+    policies = _same_net_two_bounds(dim, 0.4)
+    critics, targets = QEnsemble(OBS_DIM, dim, 2, (16,)), QEnsemble(OBS_DIM, dim, 2, (16,))
+    batch = Batch(obs, torch.rand(B, dim) * 2 - 1, torch.randn(B), torch.randn(B, OBS_DIM),
+                  (torch.arange(B) % 2).float())  # half of the transitions terminate
+    alpha, out = torch.tensor(0.7), []
+    for policy in policies:
+        torch.manual_seed(3)
+        c_loss, _ = critic_loss(policy, critics, targets, alpha, batch, 0.99)
+        torch.manual_seed(4)
+        a_loss, a_info = actor_loss(policy, critics, alpha, obs)
+        l_loss, _ = alpha_loss(torch.tensor(0.1), a_info["log_prob"], default_target_entropy(dim))
+        torch.manual_seed(5)
+        user_log_prob = policy(obs)[1]
+        out.append((c_loss, a_loss, a_info["log_prob"], l_loss, user_log_prob))
+    for name, x, y in zip(("critic", "actor", "log_prob", "alpha", "user"), *out):
+        if name == "user":
+            torch.testing.assert_close(y - x, torch.full_like(x, -dim * math.log(0.4)))
+        else:
+            torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+def test_soft_target_of_a_hand_built_transition_is_the_same_for_any_bounds():
+    """Constant critics Q' = (5, 3): y = r + γ·(1 − d)·(3 − α·log π_unit(a'|s')) by hand, for
+    a terminating and a non-terminating transition, under bounds ±1 and ±0.4 alike."""
+    policies = _same_net_two_bounds(ACT_DIM, 0.4)
+    critics, targets = constant_ensemble([1.0, 2.0]), constant_ensemble([5.0, 3.0])
+    batch = Batch(torch.randn(2, OBS_DIM), torch.zeros(2, ACT_DIM), torch.tensor([1.0, -1.0]),
+                  torch.randn(2, OBS_DIM), torch.tensor([1.0, 0.0]))
+    gamma, alpha = 0.9, 0.5
+    torch.manual_seed(9)
+    with torch.no_grad():
+        _, log_prob = policies[0].sample_unit(batch.next_obs)
+    y = [1.0, -1.0 + gamma * (3.0 - alpha * float(log_prob[1]))]
+    expected = sum(sum((q - y_b) ** 2 for y_b in y) / 2 for q in (1.0, 2.0))
+    for policy in policies:
+        torch.manual_seed(9)
+        loss, _ = critic_loss(policy, critics, targets, torch.tensor(alpha), batch, gamma)
+        assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_default_entropy_target_is_minus_act_dim_in_the_unit_box():
+    """−1 nat per action dim whatever the bounds; an explicit target_entropy is taken as given."""
+    from rl_repara.losses import default_target_entropy
+
+    unit, narrow = _same_net_two_bounds(17, 0.4)
+    assert default_target_entropy(17) == -17.0
+    assert SAC(unit, SACConfig(hidden_sizes=[16])).target_entropy == -17.0
+    assert SAC(narrow, SACConfig(hidden_sizes=[16])).target_entropy == -17.0
     assert SAC(narrow, SACConfig(hidden_sizes=[16], target_entropy=-3.0)).target_entropy == -3.0

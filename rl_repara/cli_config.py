@@ -1,0 +1,86 @@
+"""The CLI's configs: the schemas Hydra checks ``conf/`` against, where ``conf/`` is, and the
+resolvers that make a resumed run continue in its own dir."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .checkpoint import find_checkpoint
+from .cli_errors import omegaconf_message
+from .config import TrainConfig
+from .errors import ConfigError
+
+__all__ = [
+    "EvalCliConfig", "config_dir", "register_configs", "run_dir_resolver",
+    "output_subdir_resolver", "to_object",
+]
+
+
+@dataclass
+class EvalCliConfig:
+    """``rl-repara-eval``: deterministic episodes of a saved policy."""
+
+    checkpoint: Optional[str] = None  # a run dir, or a checkpoint file (last.pt, best.pt)
+    episodes: int = 10
+    seed: Optional[int] = None  # None: the seeds of the trainer's evaluations (train seed + 1e6)
+    device: str = "cpu"  # auto | cpu | cuda | cuda:N
+    video: bool = False  # also write one episode (the first seed) to an mp4
+    video_path: Optional[str] = None  # None: <run dir>/videos/<checkpoint>-step<N>-<time>.mp4
+
+
+def config_dir() -> str:
+    """``conf/``: inside the installed package (a wheel), or beside it (a source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    return "pkg://rl_repara.conf"
+
+
+def run_dir_resolver(resume: Optional[str], default: str) -> str:
+    """``hydra.run.dir`` (and a sweep job's subdir): the run to resume, else ``default``."""
+    if not resume:
+        return default
+    path = Path(resume).expanduser()
+    if path.is_file():
+        raise ConfigError(
+            f"resume= takes a run dir (the one holding checkpoints/), not the file {path}."
+        )
+    find_checkpoint(path)  # a clear error before Hydra makes any dir
+    return str(path.absolute())
+
+
+def output_subdir_resolver(resume: Optional[str]) -> Optional[str]:
+    """``hydra.output_subdir``: none when resuming, so the run's own ``.hydra/`` stays as the
+    record of the config it was trained with."""
+    return None if resume else ".hydra"
+
+
+def register_configs() -> None:
+    """The schemas (``train_schema``, ``eval_schema``) and the resolvers ``conf/`` uses."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalCliConfig)
+    OmegaConf.register_new_resolver("rl_repara.run_dir", run_dir_resolver, replace=True)
+    OmegaConf.register_new_resolver("rl_repara.output_subdir", output_subdir_resolver, replace=True)
+
+
+def to_object(cfg: DictConfig, cls: type) -> Any:
+    """The dataclass ``cls`` that a composed config describes; a ``ConfigError`` naming the key
+    for a config that does not fit it."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(omegaconf_message(exc, cls)) from None
+    if not isinstance(obj, cls):  # a config composed without the schema
+        raise ConfigError(f"the config does not follow the {cls.__name__} schema.")
+    return obj
+
+
+register_configs()  # at import: sweep workers unpickle the task and need these too
