@@ -11,13 +11,19 @@ Public API::
     load_policy           a trained policy from a checkpoint
     RLReparaError         the base of every error below (ConfigError, CheckpointError, ...)
 """
+
 from .buffer import Batch, ReplayBuffer
 from .config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig, TrainConfig
 from .critics import QEnsemble
 from .distributions import TanhNormal
 from .errors import (
-    CheckpointError, CheckpointWriteError, ConfigError, EnvError, RLReparaError,
-    TrainingDiverged, VideoError,
+    CheckpointError,
+    CheckpointWriteError,
+    ConfigError,
+    EnvError,
+    RLReparaError,
+    TrainingDiverged,
+    VideoError,
 )
 from .loading import load_policy
 from .policies import TanhGaussianPolicy
@@ -27,8 +33,26 @@ from .trainer import TrainResult, train
 __version__ = "0.2.0"
 
 __all__ = [
-    "TanhNormal", "TanhGaussianPolicy", "QEnsemble", "ReplayBuffer", "Batch", "SACConfig",
-    "SAC", "TrainConfig", "EnvConfig", "EvalConfig", "CheckpointConfig", "LogConfig", "train",
-    "TrainResult", "load_policy", "RLReparaError", "ConfigError", "CheckpointError",
-    "CheckpointWriteError", "EnvError", "TrainingDiverged", "VideoError",
+    "TanhNormal",
+    "TanhGaussianPolicy",
+    "QEnsemble",
+    "ReplayBuffer",
+    "Batch",
+    "SACConfig",
+    "SAC",
+    "TrainConfig",
+    "EnvConfig",
+    "EvalConfig",
+    "CheckpointConfig",
+    "LogConfig",
+    "train",
+    "TrainResult",
+    "load_policy",
+    "RLReparaError",
+    "ConfigError",
+    "CheckpointError",
+    "CheckpointWriteError",
+    "EnvError",
+    "TrainingDiverged",
+    "VideoError",
 ]

@@ -1,4 +1,5 @@
 """``ReplayBuffer``: a circular store of transitions in preallocated tensors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,11 @@ class ReplayBuffer:
         self.capacity, self.obs_dim, self.act_dim = int(capacity), obs_dim, act_dim
         self.device = torch.device(device)
         shapes = {
-            "obs": (obs_dim,), "action": (act_dim,), "reward": (),
-            "next_obs": (obs_dim,), "terminated": (),
+            "obs": (obs_dim,),
+            "action": (act_dim,),
+            "reward": (),
+            "next_obs": (obs_dim,),
+            "terminated": (),
         }
         self._data = {
             k: torch.zeros((self.capacity, *s), dtype=torch.float32, device=self.device)
@@ -71,7 +75,9 @@ class ReplayBuffer:
         idx = idx.to(self.device)
         for key, value in values.items():
             src = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
-            self._data[key].index_copy_(0, idx, src.to(self.device, torch.float32).reshape(n, *self._data[key].shape[1:]))
+            self._data[key].index_copy_(
+                0, idx, src.to(self.device, torch.float32).reshape(n, *self._data[key].shape[1:])
+            )
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
@@ -85,7 +91,9 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions (only the filled part), write position and RNG state."""
         return {
-            "capacity": self.capacity, "pos": self.pos, "size": self.size,
+            "capacity": self.capacity,
+            "pos": self.pos,
+            "size": self.size,
             "data": {k: v[: self.size].cpu().clone() for k, v in self._data.items()},
             "generator": self.generator.get_state(),
         }
@@ -107,7 +115,8 @@ class ReplayBuffer:
             warnings.warn(
                 f"the replay buffer's sampling RNG was saved on another device type than "
                 f"{self.device}; it is reseeded from the saved state, so this resume samples "
-                "other batches than an uninterrupted run would.", stacklevel=2,
+                "other batches than an uninterrupted run would.",
+                stacklevel=2,
             )
             digest = hashlib.sha256(saved.cpu().numpy().tobytes()).digest()
             self.generator.manual_seed(int.from_bytes(digest[:8], "little"))

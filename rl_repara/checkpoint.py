@@ -1,18 +1,24 @@
 """Atomic checkpoint files and a lock that keeps one trainer per run dir."""
+
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
 from .errors import CheckpointError, CheckpointWriteError, ConfigError
 
 __all__ = [
-    "FORMAT", "save_atomic", "load_checkpoint", "find_checkpoint", "RunDirLock", "load_latest",
+    "FORMAT",
+    "save_atomic",
+    "load_checkpoint",
+    "find_checkpoint",
+    "RunDirLock",
+    "load_latest",
     "remove_stale_temp_files",
 ]
 
@@ -146,7 +152,7 @@ class RunDirLock:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / ".lock"
-        self._file = None
+        self._file: TextIO | None = None
 
     def acquire(self) -> "RunDirLock":
         try:

@@ -4,6 +4,7 @@
 signal stops the run); ``checkpoints/best.pt`` holds only the policy of the best evaluation.
 Every write is atomic (``checkpoint.save_atomic``).
 """
+
 from __future__ import annotations
 
 import os

@@ -16,6 +16,7 @@ Hydra lives only here and in ``conf/``; the library underneath is ``train(TrainC
   SIGTERM checkpoints, prints how to resume, and exits non-zero (128 + the signal number
   when ``TrainResult`` carries a ``signum``, else 1).
 """
+
 from __future__ import annotations
 
 import os
@@ -106,22 +107,26 @@ def _override_keys(hc: Any) -> set[str]:
     return keys
 
 
-def _resume_point(
-    config: TrainConfig, resume_dir: Path, hc: Any, auto: bool
-) -> Optional[ResumePoint]:
+def _resume_point(config: TrainConfig, resume_dir: Path, hc: Any, auto: bool) -> Optional[ResumePoint]:
     """Where ``resume_dir`` continues, with the resumable keys the user set (the library's
     ``resume_point`` decides the rest); None when the run is already complete."""
     user_keys = _override_keys(hc)
     overrides = {k: get_key(config, k) for k in RESUMABLE_KEYS if k in user_keys}
     ignored = sorted(user_keys - set(RESUMABLE_KEYS) - {"resume"})
     if ignored and not auto:
-        print(f"[rl_repara] resuming uses the saved config; ignoring: {', '.join(ignored)}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[rl_repara] resuming uses the saved config; ignoring: {', '.join(ignored)}",
+            file=sys.stderr,
+            flush=True,
+        )
     point = resume_point(resume_dir, overrides)
     step, total = point.step, point.config.total_steps
     if step >= total:
-        print(f"[rl_repara] {resume_dir} is already at step {step} of total_steps={total}; "
-              "pass total_steps=N to train it longer.", flush=True)
+        print(
+            f"[rl_repara] {resume_dir} is already at step {step} of total_steps={total}; "
+            "pass total_steps=N to train it longer.",
+            flush=True,
+        )
         return None
     how = "found a checkpoint in the run dir; resuming" if auto else "resuming"
     print(f"[rl_repara] {how} {resume_dir} at step {step}, training to step {total}.", flush=True)
@@ -186,10 +191,13 @@ def _note_inherited_preset(config: TrainConfig, hc: Any) -> None:
     keys = _override_keys(hc)
     preset = hc.runtime.choices.get("env")
     if "env.id" in keys and "env" not in keys and preset:
-        print(f"[rl_repara] note: env.id={config.env.id} runs with the '{preset}' preset's other "
-              f"values (agent.lr={config.agent.lr:g}, agent.learning_starts="
-              f"{config.agent.learning_starts}, eval.every_steps={config.eval.every_steps}) "
-              "unless set here; env=NAME picks a closer preset (conf/env/).", flush=True)
+        print(
+            f"[rl_repara] note: env.id={config.env.id} runs with the '{preset}' preset's other "
+            f"values (agent.lr={config.agent.lr:g}, agent.learning_starts="
+            f"{config.agent.learning_starts}, eval.every_steps={config.eval.every_steps}) "
+            "unless set here; env=NAME picks a closer preset (conf/env/).",
+            flush=True,
+        )
 
 
 def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[float]:
@@ -204,13 +212,23 @@ def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[fl
         from .video import record_episode
 
         path = result.run_dir / "videos" / f"step{result.global_step}.mp4"
-        ret = record_episode(load_policy(result.run_dir), effective.env.id, path,
-                             effective.env.kwargs, seed=eval_seed(effective.seed))
+        ret = record_episode(
+            load_policy(result.run_dir),
+            effective.env.id,
+            path,
+            effective.env.kwargs,
+            seed=eval_seed(effective.seed),
+        )
         print(f"[rl_repara] video of one deterministic episode (return {ret:.2f}): {path}")
-    last = "none (eval.every_steps=0)" if result.last_eval_return is None else (
-        f"{result.last_eval_return:.2f} (best {result.best_eval_return:.2f})")
-    print(f"[rl_repara] done: run dir {result.run_dir} | step {result.global_step} | "
-          f"last eval return {last}", flush=True)
+    last = (
+        "none (eval.every_steps=0)"
+        if result.last_eval_return is None
+        else (f"{result.last_eval_return:.2f} (best {result.best_eval_return:.2f})")
+    )
+    print(
+        f"[rl_repara] done: run dir {result.run_dir} | step {result.global_step} | last eval return {last}",
+        flush=True,
+    )
     return result.last_eval_return
 
 
@@ -250,8 +268,11 @@ def _evaluate(cfg: DictConfig) -> tuple[float, float]:
     env.close()
     mean, std = float(np.mean(returns)), float(np.std(returns))
     step = saved["counters"].get("global_step", "?")
-    print(f"{train_cfg.env.id}: mean return {mean:.2f} +- {std:.2f} over {args.episodes} "
-          f"deterministic episodes (checkpoint {file}, step {step})", flush=True)
+    print(
+        f"{train_cfg.env.id}: mean return {mean:.2f} +- {std:.2f} over {args.episodes} "
+        f"deterministic episodes (checkpoint {file}, step {step})",
+        flush=True,
+    )
     if args.video:
         from .video import record_episode
 

@@ -1,5 +1,6 @@
 """The CLI's configs: the schemas Hydra checks ``conf/`` against, where ``conf/`` is, and the
 resolvers that make a resumed run continue in its own dir."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,12 @@ from .config import TrainConfig
 from .errors import ConfigError
 
 __all__ = [
-    "EvalCliConfig", "config_dir", "register_configs", "run_dir_resolver",
-    "output_subdir_resolver", "to_object",
+    "EvalCliConfig",
+    "config_dir",
+    "register_configs",
+    "run_dir_resolver",
+    "output_subdir_resolver",
+    "to_object",
 ]
 
 
@@ -47,9 +52,7 @@ def run_dir_resolver(resume: Optional[str], default: str) -> str:
         return default
     path = Path(resume).expanduser()
     if path.is_file():
-        raise ConfigError(
-            f"resume= takes a run dir (the one holding checkpoints/), not the file {path}."
-        )
+        raise ConfigError(f"resume= takes a run dir (the one holding checkpoints/), not the file {path}.")
     find_checkpoint(path)  # a clear error before Hydra makes any dir
     return str(path.absolute())
 

@@ -1,5 +1,6 @@
 """How the command line reports a mistake: one line naming the problem and the fix, and an
 exit code (2 for a user mistake, 1 for a run-time fault; ``errors.RLReparaError.exit_code``)."""
+
 from __future__ import annotations
 
 import difflib
@@ -8,7 +9,10 @@ from typing import Any, Iterator, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import (
-    ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError,
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
 )
 
 from .errors import RLReparaError
@@ -17,9 +21,14 @@ __all__ = ["describe", "omegaconf_message", "print_error"]
 
 # names other libraries use (SB3, CleanRL) for our keys
 _ALIASES = {
-    "learning_rate": "lr", "net_arch": "hidden_sizes", "hidden_dims": "hidden_sizes",
-    "total_timesteps": "total_steps", "n_envs": "num_envs", "ent_coef": "init_alpha",
-    "gradient_steps": "utd", "policy_frequency": "policy_delay",
+    "learning_rate": "lr",
+    "net_arch": "hidden_sizes",
+    "hidden_dims": "hidden_sizes",
+    "total_timesteps": "total_steps",
+    "n_envs": "num_envs",
+    "ent_coef": "init_alpha",
+    "gradient_steps": "utd",
+    "policy_frequency": "policy_delay",
 }
 
 

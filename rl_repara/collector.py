@@ -8,6 +8,7 @@ episode, and no step is spent on a reset. Truncated (time-limit) transitions car
 
 It knows nothing of learning: it takes actions and returns transitions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,6 +20,7 @@ import numpy as np
 
 from .envs import check_step, make_vec_env, restore_env, snapshot_env
 from .errors import EnvError
+from .spaces import flat_obs_dim
 
 __all__ = ["Collector", "Transitions"]
 
@@ -45,8 +47,9 @@ class Collector:
     whose observation went non-finite, so that obs is never acted on nor stored.
     """
 
-    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None,
-                 on_nonfinite: str = "error") -> None:
+    def __init__(
+        self, env_id: str, num_envs: int, env_kwargs: dict | None = None, on_nonfinite: str = "error"
+    ) -> None:
         self.env_id, self.on_nonfinite = env_id, on_nonfinite
         self.envs = make_vec_env(env_id, num_envs, env_kwargs)
         self.num_envs = num_envs
@@ -58,7 +61,7 @@ class Collector:
 
     @property
     def obs_shape(self) -> tuple[int, int]:
-        return (self.num_envs, int(np.prod(self.envs.single_observation_space.shape)))
+        return (self.num_envs, flat_obs_dim(self.envs.single_observation_space))
 
     def start(self, seed: int) -> None:
         """Seed the random-action sampler and reset every env (env i with ``seed + i``)."""
@@ -91,8 +94,13 @@ class Collector:
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         with self._api_errors("step"):
             next_obs, reward, terminated, truncated, info = self.envs.step(actions)
-            return (next_obs, np.asarray(reward, dtype=np.float64),
-                    np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool), info)
+            return (
+                next_obs,
+                np.asarray(reward, dtype=np.float64),
+                np.asarray(terminated, dtype=bool),
+                np.asarray(truncated, dtype=bool),
+                info,
+            )
 
     def _reset(self, **kwargs: Any) -> np.ndarray:
         with self._api_errors("reset"):
@@ -130,8 +138,9 @@ class Collector:
         self.ep_return[bad], self.ep_length[bad] = 0.0, 0
         return np.where(bad[:, None], reset_obs, obs), done & ~bad
 
-    def _track_episodes(self, reward: np.ndarray, done: np.ndarray,
-                        keep: np.ndarray) -> list[tuple[float, int]]:
+    def _track_episodes(
+        self, reward: np.ndarray, done: np.ndarray, keep: np.ndarray
+    ) -> list[tuple[float, int]]:
         self.ep_return += np.where(keep, np.nan_to_num(reward), 0.0)
         self.ep_length += keep
         ended = []
@@ -147,9 +156,12 @@ class Collector:
         """What exact resume needs: the current obs, episode statistics, env snapshots (None
         for an env that cannot be snapshotted) and the random-action generator."""
         return {
-            "obs": self.obs.copy(), "ep_return": self.ep_return.copy(),
-            "ep_length": self.ep_length.copy(), "episodes": self.episodes,
-            "skipped_nonfinite": self.skipped_nonfinite, "env_steps": self.env_steps,
+            "obs": self.obs.copy(),
+            "ep_return": self.ep_return.copy(),
+            "ep_length": self.ep_length.copy(),
+            "episodes": self.episodes,
+            "skipped_nonfinite": self.skipped_nonfinite,
+            "env_steps": self.env_steps,
             "recent_returns": list(self.recent_returns),
             "envs": [snapshot_env(e) for e in self.envs.envs],
             "action_space_rng": self.envs.action_space.np_random.bit_generator.state,

@@ -3,13 +3,14 @@
 The same dataclasses back the Hydra CLI (registered in a ConfigStore by ``cli.py``), so a
 config typo or a wrong type fails there with the key named; ``validate`` checks the values.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
-from .sac import SACConfig
 from .errors import ConfigError
+from .sac import SACConfig
 
 __all__ = ["EnvConfig", "EvalConfig", "CheckpointConfig", "LogConfig", "TrainConfig"]
 
@@ -72,17 +73,25 @@ class TrainConfig:
             (self.num_envs >= 1, f"num_envs must be >= 1; got {self.num_envs}"),
             (self.eval.every_steps >= 0, f"eval.every_steps must be >= 0; got {self.eval.every_steps}"),
             (self.eval.episodes >= 1, f"eval.episodes must be >= 1; got {self.eval.episodes}"),
-            (self.checkpoint.every_steps >= 0,
-             f"checkpoint.every_steps must be >= 0; got {self.checkpoint.every_steps}"),
+            (
+                self.checkpoint.every_steps >= 0,
+                f"checkpoint.every_steps must be >= 0; got {self.checkpoint.every_steps}",
+            ),
             (self.log.every_steps >= 1, f"log.every_steps must be >= 1; got {self.log.every_steps}"),
-            (self.log.progress in ("auto", "bar", "plain", "none"),
-             f"log.progress must be auto, bar, plain or none; got {self.log.progress!r}"),
-            (self.on_nonfinite in ("error", "skip"),
-             f"on_nonfinite must be 'error' or 'skip'; got {self.on_nonfinite!r}"),
+            (
+                self.log.progress in ("auto", "bar", "plain", "none"),
+                f"log.progress must be auto, bar, plain or none; got {self.log.progress!r}",
+            ),
+            (
+                self.on_nonfinite in ("error", "skip"),
+                f"on_nonfinite must be 'error' or 'skip'; got {self.on_nonfinite!r}",
+            ),
             (self.torch_threads >= 0, f"torch_threads must be >= 0; got {self.torch_threads}"),
-            (self.agent.batch_size <= self.agent.buffer_size,
-             f"agent.batch_size ({self.agent.batch_size}) must be <= agent.buffer_size "
-             f"({self.agent.buffer_size})"),
+            (
+                self.agent.batch_size <= self.agent.buffer_size,
+                f"agent.batch_size ({self.agent.batch_size}) must be <= agent.buffer_size "
+                f"({self.agent.buffer_size})",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -100,8 +109,13 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """Inverse of ``to_dict``."""
         d = dict(d)
-        sub = {"env": EnvConfig, "agent": SACConfig, "eval": EvalConfig,
-               "checkpoint": CheckpointConfig, "log": LogConfig}
+        sub = {
+            "env": EnvConfig,
+            "agent": SACConfig,
+            "eval": EvalConfig,
+            "checkpoint": CheckpointConfig,
+            "log": LogConfig,
+        }
         for key, typ in sub.items():
             if key in d and isinstance(d[key], dict):
                 d[key] = typ(**d[key])

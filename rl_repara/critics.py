@@ -1,7 +1,8 @@
 """``QEnsemble``: N soft Q-functions evaluated in one batched pass."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
@@ -33,13 +34,9 @@ class QEnsemble(nn.Module):
             raise ValueError(f"QEnsemble needs num_critics >= 1; got {num_critics}.")
         self.obs_dim, self.act_dim, self.num_critics = obs_dim, act_dim, num_critics
         sizes = [obs_dim + act_dim, *hidden_sizes, 1]
-        self.layers = nn.ModuleList(
-            EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:])
-        )
+        self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
 
-    def forward(
-        self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False
-    ) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         """Q-values ``[N, *batch]`` for ``obs [*batch, obs_dim]``, ``action [*batch, act_dim]``.
 
         Leading dims are flattened to one batch dim inside (a ``[T, B, ·]`` sequence is a batch
@@ -63,8 +60,11 @@ class QEnsemble(nn.Module):
         """``obs``, ``action`` as ``[B, ·]`` with ``B = prod(batch)``, and ``batch``; shape checks only."""
         batch = obs.shape[:-1]
         if (
-            obs.dim() == 0 or action.dim() == 0 or action.shape[:-1] != batch
-            or obs.shape[-1] != self.obs_dim or action.shape[-1] != self.act_dim
+            obs.dim() == 0
+            or action.dim() == 0
+            or action.shape[:-1] != batch
+            or obs.shape[-1] != self.obs_dim
+            or action.shape[-1] != self.act_dim
         ):
             raise ValueError(
                 f"QEnsemble expects obs [*batch, {self.obs_dim}] and action [*batch, {self.act_dim}]; "
@@ -96,7 +96,8 @@ class QEnsemble(nn.Module):
         if plain:
             return self(obs, action, detach_params=True).min(dim=0).values
         obs, action, batch = self._flatten(obs, action)
-        weights = [t for layer in self.layers for t in (layer.weight.detach(), layer.bias.detach())]
+        layers = [cast(EnsembleLinear, layer) for layer in self.layers]
+        weights = [t for layer in layers for t in (layer.weight.detach(), layer.bias.detach())]
         q = _MinQ.apply(self.obs_dim, obs, action, *weights)
         return q if len(batch) == 1 else q.reshape(batch)
 
@@ -129,7 +130,7 @@ class _MinQ(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_q: torch.Tensor):
         winner, *rest = ctx.saved_tensors
-        weights, hidden = rest[: ctx.num_layers], rest[ctx.num_layers:]
+        weights, hidden = rest[: ctx.num_layers], rest[ctx.num_layers :]
         grad_action = grad_q.new_zeros(grad_q.shape[0], weights[0].shape[1] - ctx.obs_dim)
         for k in range(weights[0].shape[0]):
             rows = (winner == k).nonzero().squeeze(1)
@@ -139,7 +140,7 @@ class _MinQ(torch.autograd.Function):
             for i in range(ctx.num_layers - 1, -1, -1):
                 if i < ctx.num_layers - 1:
                     delta = delta * (hidden[i][k, rows] > 0)
-                w = weights[i][k, ctx.obs_dim:] if i == 0 else weights[i][k]
+                w = weights[i][k, ctx.obs_dim :] if i == 0 else weights[i][k]
                 delta = delta @ w.T
             grad_action[rows] = delta
         return None, None, grad_action, *([None] * (2 * ctx.num_layers))

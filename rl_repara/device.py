@@ -1,4 +1,5 @@
 """Choosing the torch device a run asks for, with a clear error for one it cannot have."""
+
 from __future__ import annotations
 
 import torch

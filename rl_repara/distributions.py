@@ -20,6 +20,7 @@ and ``log(1 − tanh²u)`` is written in a form that never subtracts two nearly 
 so the log-density stays finite and accurate where tanh saturates (``|u|`` of 10, 40 or more),
 where ``log(1 − tanh²u + 1e-6)`` is off by many nats and ``log(1 − tanh²u)`` is ``−inf``.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,6 +33,7 @@ from torch.distributions.utils import broadcast_all
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
+_Size = torch.Size | list[int] | tuple[int, ...]  # what torch.distributions takes
 
 __all__ = ["TanhNormal", "log_one_minus_tanh_sq"]
 
@@ -119,9 +121,7 @@ class TanhNormal(Distribution):
         log_normal = (-0.5 * eps.square() - torch.log(self.scale) - _LOG_SQRT_2PI).sum(-1)
         return log_normal - log_one_minus_tanh_sq(u).sum(-1) - self._sum_log_half
 
-    def rsample_and_log_prob(
-        self, sample_shape: torch.Size | tuple = torch.Size()
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def rsample_and_log_prob(self, sample_shape: _Size = torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw a differentiable action and its log-density in one pass.
 
         The log-density is computed from the pre-squash sample ``u`` (never from ``atanh(a)``),
@@ -133,11 +133,11 @@ class TanhNormal(Distribution):
         u = self.loc + self.scale * eps
         return self._squash(u), self._log_prob_pre_squash(u, eps)
 
-    def rsample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape: _Size = torch.Size()) -> torch.Tensor:
         """A differentiable action ``mid + half·tanh(μ + σ·ε)``, shape ``sample_shape + loc.shape``."""
         return self.rsample_and_log_prob(sample_shape)[0]
 
-    def sample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: _Size = torch.Size()) -> torch.Tensor:
         """Like ``rsample`` but without gradients (for acting in the env)."""
         with torch.no_grad():
             return self.rsample(sample_shape)
@@ -162,11 +162,14 @@ class TanhNormal(Distribution):
         u = torch.atanh(y)
         return self._log_prob_pre_squash(u, (u - self.loc) / self.scale)
 
-    def expand(self, batch_shape: torch.Size | tuple, _instance=None) -> "TanhNormal":
+    def expand(self, batch_shape: _Size, _instance: object = None) -> "TanhNormal":
         """The same distribution broadcast to a larger ``batch_shape``."""
         shape = torch.Size(batch_shape) + self.event_shape
         return TanhNormal(
-            self.loc.expand(shape), self.scale.expand(shape), self.low, self.high,
+            self.loc.expand(shape),
+            self.scale.expand(shape),
+            self.low,
+            self.high,
             validate_args=False,
         )
 

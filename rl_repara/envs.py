@@ -1,9 +1,10 @@
 """Building Gymnasium envs for SAC, checking them, and saving their state for exact resume."""
+
 from __future__ import annotations
 
 import pickle
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import gymnasium as gym
 import numpy as np
@@ -41,10 +42,12 @@ class _CastObservation(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        space = env.observation_space
+        space = cast(spaces.Box, env.observation_space)
         self.observation_space = spaces.Box(
-            np.asarray(space.low, dtype=np.float32), np.asarray(space.high, dtype=np.float32),
-            shape=space.shape, dtype=np.float32,
+            np.asarray(space.low, dtype=np.float32),
+            np.asarray(space.high, dtype=np.float32),
+            shape=space.shape,
+            dtype=np.float32,
         )
 
     def observation(self, observation: Any) -> np.ndarray:
@@ -85,16 +88,14 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
             f"{env_id} has a {type(obs_space).__name__} observation space; rl_repara takes Box, "
             "Dict or Tuple observations."
         )
-    if len(env.observation_space.shape) != 1:
+    if len(env.observation_space.shape or ()) != 1:
         env = gym.wrappers.FlattenObservation(env)
     if env.observation_space.dtype != np.float32:
         env = _CastObservation(env)
     return env
 
 
-def make_vec_env(
-    env_id: str, num_envs: int, env_kwargs: dict | None = None
-) -> gym.vector.SyncVectorEnv:
+def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict | None = None) -> gym.vector.SyncVectorEnv:
     """``num_envs`` copies in a ``SyncVectorEnv`` with Gymnasium's SAME_STEP autoreset: the step
     that ends an episode returns the first obs of the next one, and the episode's final obs in
     ``info["final_obs"]`` (masked by ``info["_final_obs"]``). Every step is one transition per
@@ -152,10 +153,11 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     """
     from gymnasium.utils.ezpickle import EzPickle
 
-    base = env.unwrapped
+    base: Any = env.unwrapped
     if _unwrapped_is_mujoco(env):
         return {
-            "kind": "mujoco", "mj_data": pickle.dumps(base.data),
+            "kind": "mujoco",
+            "mj_data": pickle.dumps(base.data),
             "elapsed_steps": [w.elapsed_steps for w in _time_limits(env)],
             "np_random": base.np_random.bit_generator.state,
         }
@@ -176,7 +178,7 @@ def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
         return restored
     import mujoco
 
-    base = env.unwrapped
+    base: Any = env.unwrapped
     mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
     base.np_random.bit_generator.state = snap["np_random"]
     for wrapper, elapsed in zip(_time_limits(env), snap["elapsed_steps"], strict=True):

@@ -4,11 +4,17 @@ User code can ``except RLReparaError``; the CLI prints the message as one line a
 the class's ``exit_code``: 2 for a user mistake (a bad config, path or checkpoint), 1 for a
 fault at run time (a broken env, a diverged run, a disk that will not take a checkpoint).
 """
+
 from __future__ import annotations
 
 __all__ = [
-    "RLReparaError", "ConfigError", "CheckpointError", "VideoError", "CheckpointWriteError",
-    "EnvError", "TrainingDiverged",
+    "RLReparaError",
+    "ConfigError",
+    "CheckpointError",
+    "VideoError",
+    "CheckpointWriteError",
+    "EnvError",
+    "TrainingDiverged",
 ]
 
 

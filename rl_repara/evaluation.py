@@ -1,4 +1,5 @@
 """Deterministic evaluation: the one episode loop, used for evaluation and for video."""
+
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -44,9 +45,7 @@ def run_episode(
     return total
 
 
-def evaluate(
-    policy: TanhGaussianPolicy, env: gym.Env, episodes: int, seed: int = 0
-) -> tuple[float, float]:
+def evaluate(policy: TanhGaussianPolicy, env: gym.Env, episodes: int, seed: int = 0) -> tuple[float, float]:
     """Mean and std of the return over ``episodes`` deterministic episodes, the k-th reset
     with ``seed + k`` (the same start states at every evaluation, so curves compare)."""
     was_training = policy.training

@@ -1,4 +1,5 @@
 """``load_policy``: a trained ``TanhGaussianPolicy`` from a checkpoint, for other people's code."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import torch
 
 from .checkpoint import find_checkpoint, load_checkpoint
-from .errors import CheckpointError
 from .config import TrainConfig
+from .errors import CheckpointError
 from .policies import TanhGaussianPolicy
 
 __all__ = ["load_policy"]
@@ -30,8 +31,12 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> TanhGau
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{file} has no policy in it (missing {exc}).") from None
     policy = TanhGaussianPolicy(
-        obs_dim, low.shape[0], hidden_sizes=cfg.agent.hidden_sizes, action_low=low,
-        action_high=high, log_std_bounds=(cfg.agent.log_std_min, cfg.agent.log_std_max),
+        obs_dim,
+        low.shape[0],
+        hidden_sizes=cfg.agent.hidden_sizes,
+        action_low=low,
+        action_high=high,
+        log_std_bounds=(cfg.agent.log_std_min, cfg.agent.log_std_max),
     )
     policy.load_state_dict(state)
     return policy.to(device).eval()

@@ -1,4 +1,5 @@
 """TensorBoard logging and the console progress display."""
+
 from __future__ import annotations
 
 import json

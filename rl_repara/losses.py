@@ -1,6 +1,7 @@
 """SAC's losses as small pure functions ``(modules, batch, ...) -> (loss, info)``, and the
 Polyak update. Actions and log-densities are in the unit box (``policy.sample_unit``), so the
 entropy bonus is the same whatever the env's action units."""
+
 from __future__ import annotations
 
 import torch
@@ -10,7 +11,12 @@ from .critics import QEnsemble
 from .policies import TanhGaussianPolicy
 
 __all__ = [
-    "Info", "critic_loss", "actor_loss", "alpha_loss", "polyak_update", "default_target_entropy",
+    "Info",
+    "critic_loss",
+    "actor_loss",
+    "alpha_loss",
+    "polyak_update",
+    "default_target_entropy",
 ]
 
 Info = dict[str, torch.Tensor]
@@ -81,5 +87,3 @@ def default_target_entropy(act_dim: int) -> float:
 def polyak_update(target: list[torch.Tensor], source: list[torch.Tensor], tau: float) -> None:
     """``θ' ← θ' + τ·(θ − θ')`` for every tensor pair, in one fused foreach call."""
     torch._foreach_lerp_(target, source, tau)
-
-

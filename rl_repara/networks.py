@@ -1,4 +1,5 @@
 """Network building blocks: a plain MLP and a linear layer batched over an ensemble."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """``TanhGaussianPolicy``: the SAC actor, an MLP that outputs μ and log σ of a ``TanhNormal``."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -40,6 +41,9 @@ class TanhGaussianPolicy(nn.Module):
     losses use (``sample_unit``, ``unit_distribution``) is in the unit box ``[−1, 1]``.
     """
 
+    action_low: torch.Tensor  # buffers: the env-unit bounds, one value per action dim
+    action_high: torch.Tensor
+
     def __init__(
         self,
         obs_dim: int,
@@ -71,8 +75,11 @@ class TanhGaussianPolicy(nn.Module):
         """Build a policy for a Gymnasium env's (single, not vector) spaces."""
         box = check_action_space(action_space)
         return cls(
-            flat_obs_dim(observation_space), int(box.shape[0]),
-            action_low=box.low, action_high=box.high, **kwargs,
+            flat_obs_dim(observation_space),
+            int(box.shape[0]),
+            action_low=box.low,
+            action_high=box.high,
+            **kwargs,
         )
 
     def _loc_scale(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,9 +123,7 @@ class TanhGaussianPolicy(nn.Module):
         mid, half = (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2
         return ((a - mid) / half).clamp(-1.0, 1.0)
 
-    def forward(
-        self, obs: torch.Tensor, deterministic: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(action [B, act_dim], log_prob [B])`` in env units: a reparameterized sample, or
         the squashed mean when ``deterministic``, and the density of that env-unit action.
         Gradients flow to the policy's weights through both."""
@@ -133,8 +138,7 @@ class TanhGaussianPolicy(nn.Module):
         single = obs_np.ndim == 1
         if obs_np.ndim not in (1, 2) or obs_np.shape[-1] != self.obs_dim:
             raise ValueError(
-                f"act() expects obs of shape ({self.obs_dim},) or (B, {self.obs_dim}); "
-                f"got {obs_np.shape}."
+                f"act() expects obs of shape ({self.obs_dim},) or (B, {self.obs_dim}); got {obs_np.shape}."
             )
         param = self.head.weight
         x = torch.as_tensor(obs_np, device=param.device, dtype=param.dtype)

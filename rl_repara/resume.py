@@ -2,6 +2,7 @@
 
 The library's ``train`` and the CLI both resume through ``resume_point``; nothing else decides.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,9 +66,7 @@ def resume_point(path: str | Path, overrides: Mapping[str, Any] | None = None) -
     config = TrainConfig.from_dict(state["config"])
     for key, value in (overrides or {}).items():
         if key not in RESUMABLE_KEYS:
-            raise ConfigError(
-                f"a resume cannot change {key}; it may change {', '.join(RESUMABLE_KEYS)}."
-            )
+            raise ConfigError(f"a resume cannot change {key}; it may change {', '.join(RESUMABLE_KEYS)}.")
         _set(config, key, value)
     run_dir = run_dir_of(file)
     config.resume, config.run_dir = str(file), str(run_dir)

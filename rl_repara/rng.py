@@ -1,4 +1,5 @@
 """The process-wide random generators: seeding, and their state for exact resume."""
+
 from __future__ import annotations
 
 import random

@@ -3,6 +3,7 @@
 The losses are small pure functions in ``losses.py``; ``SAC.update`` chains them with their
 optimizers and the Polyak update, and fits on one screen.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -61,8 +62,10 @@ class SACConfig:
             (self.init_alpha > 0, "init_alpha must be > 0"),
             (self.log_std_min < self.log_std_max, "log_std_min must be < log_std_max"),
             (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
-            (len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
-             "hidden_sizes must be a non-empty list of positive ints"),
+            (
+                len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
+                "hidden_sizes must be a non-empty list of positive ints",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -107,23 +110,25 @@ class SAC:
         cfg.validate()
         self.device = torch.device(device)
         self.policy = policy.to(self.device)
-        self.critics = (critics or QEnsemble(
-            policy.obs_dim, policy.act_dim, cfg.num_critics, cfg.hidden_sizes
-        )).to(self.device)
+        self.critics = (
+            critics or QEnsemble(policy.obs_dim, policy.act_dim, cfg.num_critics, cfg.hidden_sizes)
+        ).to(self.device)
         self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
         self.log_alpha = torch.tensor(
-            float(torch.log(torch.tensor(cfg.init_alpha))), device=self.device,
+            float(torch.log(torch.tensor(cfg.init_alpha))),
+            device=self.device,
             requires_grad=cfg.autotune_alpha,
         )
         self.target_entropy = (
-            default_target_entropy(policy.act_dim) if cfg.target_entropy is None
+            default_target_entropy(policy.act_dim)
+            if cfg.target_entropy is None
             else float(cfg.target_entropy)
         )
         self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr)
         self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr)
         self.alpha_optimizer = _adam([self.log_alpha], cfg.lr)
-        self._critic_params = list(self.critics.parameters())
-        self._target_params = list(self.target_critics.parameters())
+        self._critic_params: list[torch.Tensor] = list(self.critics.parameters())
+        self._target_params: list[torch.Tensor] = list(self.target_critics.parameters())
         self.num_updates = 0
         self._last_actor_info: Info = {}
         self._critic_loss, self._actor_loss = critic_loss, actor_loss

@@ -1,4 +1,5 @@
 """``StopSignals``: SIGINT/SIGTERM (and a cluster's preemption signal) stop training cleanly."""
+
 from __future__ import annotations
 
 import os
@@ -52,6 +53,6 @@ class StopSignals:
 
     def pass_on(self) -> None:
         """After the checkpoint: hand the preemption signal to the handler it was meant for."""
-        old = self._old.get(self.signum) if self.signum == self._preempt else None
+        old = self._old.get(self.signum) if self.signum is not None and self.signum == self._preempt else None
         if callable(old):
             old(self.signum, None)

@@ -1,4 +1,5 @@
 """Checks on Gymnasium spaces, with errors that say what is wrong and what to do."""
+
 from __future__ import annotations
 
 import numpy as np

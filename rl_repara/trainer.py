@@ -5,6 +5,7 @@
 once ``learning_starts`` env steps are collected. Collection lives in ``collector.py``,
 checkpoint writing in ``checkpoint_writer.py``, what a resume means in ``resume.py``.
 """
+
 from __future__ import annotations
 
 import time
@@ -67,7 +68,8 @@ class Trainer:
         self.eval_env = make_env(cfg.env.id, cfg.env.kwargs) if cfg.eval.every_steps > 0 else None
         envs = self.collector.envs
         policy = TanhGaussianPolicy.from_spaces(
-            envs.single_observation_space, envs.single_action_space,
+            envs.single_observation_space,
+            envs.single_action_space,
             hidden_sizes=cfg.agent.hidden_sizes,
             log_std_bounds=(cfg.agent.log_std_min, cfg.agent.log_std_max),
         )
@@ -101,8 +103,9 @@ class Trainer:
             self.buffer.add(t.obs[k], unit_actions[k], t.reward[k], t.next_obs[k], t.terminated[k])
         if self.logger is not None:
             for ret, length in t.episodes:
-                self.logger.scalars({"charts/episodic_return": ret,
-                                     "charts/episodic_length": length}, self.global_step)
+                self.logger.scalars(
+                    {"charts/episodic_return": ret, "charts/episodic_length": length}, self.global_step
+                )
 
     def _actions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(unit-box actions, env-unit actions)``: uniform random ones until
@@ -133,16 +136,20 @@ class Trainer:
     def evaluate(self, progress: Progress) -> None:
         """Deterministic episodes on the eval env; logged, and the best policy to ``best.pt``."""
         assert self.eval_env is not None and self.logger is not None
-        mean, std = evaluate(self.sac.policy, self.eval_env, self.cfg.eval.episodes,
-                             seed=eval_seed(self.cfg.seed))
+        mean, std = evaluate(
+            self.sac.policy, self.eval_env, self.cfg.eval.episodes, seed=eval_seed(self.cfg.seed)
+        )
         self.last_eval, self.last_eval_step = mean, self.global_step
         self.logger.scalars({"eval/mean_return": mean, "eval/std_return": std}, self.global_step)
         if self.best_eval is None or mean > self.best_eval:
             self.best_eval = mean
-            self.checkpoints.write_best({
-                "config": self.cfg.to_dict(), "sac": {"policy": self.sac.policy.state_dict()},
-                "counters": {"global_step": self.global_step, "eval_return": mean},
-            })
+            self.checkpoints.write_best(
+                {
+                    "config": self.cfg.to_dict(),
+                    "sac": {"policy": self.sac.policy.state_dict()},
+                    "counters": {"global_step": self.global_step, "eval_return": mean},
+                }
+            )
         progress.write(f"[rl_repara] step {self.global_step}: eval return {mean:.2f} ± {std:.2f}")
 
     def log_losses(self, sps: float, progress: Progress) -> None:
@@ -180,10 +187,17 @@ class Trainer:
                 f"the last good checkpoint ({self.checkpoints.last_good()})."
             )
         return {
-            "version": STATE_VERSION, "config": self.cfg.to_dict(), "sac": self.sac.state_dict(),
-            "buffer": self.buffer.state_dict(), "collector": self.collector.state_dict(),
-            "counters": {"global_step": self.global_step, "last_eval": self.last_eval,
-                         "best_eval": self.best_eval, "last_eval_step": self.last_eval_step},
+            "version": STATE_VERSION,
+            "config": self.cfg.to_dict(),
+            "sac": self.sac.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "collector": self.collector.state_dict(),
+            "counters": {
+                "global_step": self.global_step,
+                "last_eval": self.last_eval,
+                "best_eval": self.best_eval,
+                "last_eval_step": self.last_eval_step,
+            },
             "last_info": {k: v.detach().cpu() for k, v in self.last_info.items()},
             "rng": global_rng_state(),
         }
@@ -236,10 +250,14 @@ class Trainer:
             progress.close()
             self.logger.close()
         if interrupted:
-            print(f"[rl_repara] stopped by signal {stop.signum} at step {self.global_step}; "
-                  f"checkpoint saved. Resume with: rl-repara-train resume={self.run_dir}", flush=True)
-        return TrainResult(self.run_dir, self.global_step, self.last_eval, self.best_eval,
-                           interrupted, stop.signum)
+            print(
+                f"[rl_repara] stopped by signal {stop.signum} at step {self.global_step}; "
+                f"checkpoint saved. Resume with: rl-repara-train resume={self.run_dir}",
+                flush=True,
+            )
+        return TrainResult(
+            self.run_dir, self.global_step, self.last_eval, self.best_eval, interrupted, stop.signum
+        )
 
     def _solved(self) -> bool:
         target = self.cfg.eval.stop_return

@@ -4,6 +4,7 @@ Off-screen rendering on a machine without a display: MuJoCo renders through EGL 
 when ``MUJOCO_GL`` says so, pygame (Pendulum, Box2D) through SDL's dummy video driver.
 ``prepare_headless`` picks these before MuJoCo is imported; values the user set win.
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .envs import make_env
+from .errors import VideoError
 from .evaluation import run_episode
 from .policies import TanhGaussianPolicy
-from .errors import VideoError
 
 __all__ = ["check_writer", "prepare_headless", "record_episode"]
 

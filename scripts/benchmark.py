@@ -24,6 +24,7 @@ checked with ``torch.utils.flop_counter.FlopCounterMode``), this machine's fp32 
 same shapes, measured in the same run, the fraction of it that each update reaches, and a table
 of update-only cost (sample + gradient step, no env) as batch size and width grow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from rl_repara import EnvConfig, EvalConfig, ReplayBuffer, SAC, SACConfig, TanhGaussianPolicy, TrainConfig
+from rl_repara import SAC, EnvConfig, EvalConfig, ReplayBuffer, SACConfig, TanhGaussianPolicy, TrainConfig
 from rl_repara.envs import make_env
 from rl_repara.trainer import Trainer
 
@@ -54,8 +55,9 @@ class Clock:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
     def stop(self, steps: int) -> "Timing":
-        return Timing(steps / (time.perf_counter() - self.wall),
-                      (time.process_time() - self.cpu) / steps * 1e3)
+        return Timing(
+            steps / (time.perf_counter() - self.wall), (time.process_time() - self.cpu) / steps * 1e3
+        )
 
 
 @dataclass
@@ -81,9 +83,14 @@ class Setting:
 
     def sac_config(self) -> SACConfig:
         return SACConfig(
-            batch_size=self.batch_size, buffer_size=self.buffer_size,
-            learning_starts=self.learning_starts, hidden_sizes=[self.width, self.width],
-            num_critics=2, lr=3e-4, utd=1, compile=self.compile,
+            batch_size=self.batch_size,
+            buffer_size=self.buffer_size,
+            learning_starts=self.learning_starts,
+            hidden_sizes=[self.width, self.width],
+            num_critics=2,
+            lr=3e-4,
+            utd=1,
+            compile=self.compile,
         )
 
 
@@ -95,8 +102,9 @@ def mlp_flops(sizes: list[int], batch: int) -> tuple[int, int, int]:
     return sum(per_layer), sum(per_layer), sum(per_layer[1:])
 
 
-def update_flops(obs_dim: int, act_dim: int, width: int, batch: int, critics: int = 2,
-                 sb3: bool = False) -> int:
+def update_flops(
+    obs_dim: int, act_dim: int, width: int, batch: int, critics: int = 2, sb3: bool = False
+) -> int:
     """Matmul FLOPs of one SAC update (elementwise ops are not counted).
 
     target: actor forward on s' and N target critics forward; critic loss: N critics forward,
@@ -150,8 +158,14 @@ def rl_repara_sps(s: Setting) -> Timing:
     """Env steps per second of rl_repara's training loop (``trainer.Trainer``), warm-up excluded."""
     torch.manual_seed(s.seed)
     np.random.seed(s.seed)
-    cfg = TrainConfig(env=EnvConfig(id=s.env_id), agent=s.sac_config(), seed=s.seed,
-                      num_envs=s.num_envs, device="cpu", eval=EvalConfig(every_steps=0))
+    cfg = TrainConfig(
+        env=EnvConfig(id=s.env_id),
+        agent=s.sac_config(),
+        seed=s.seed,
+        num_envs=s.num_envs,
+        device="cpu",
+        eval=EvalConfig(every_steps=0),
+    )
     cfg.validate()
     with tempfile.TemporaryDirectory() as tmp:
         run = Trainer(cfg, Path(tmp), torch.device("cpu"))
@@ -178,8 +192,13 @@ def rl_repara_learner(s: Setting, obs_dim: int, act_dim: int) -> tuple[SAC, Repl
     sac = SAC(policy, s.sac_config())
     buffer = ReplayBuffer(s.buffer_size, obs_dim, act_dim, seed=s.seed)
     n = s.learning_starts
-    buffer.add(torch.randn(n, obs_dim), torch.rand(n, act_dim) * 2 - 1, torch.randn(n),
-               torch.randn(n, obs_dim), (torch.rand(n) < 0.01).float())
+    buffer.add(
+        torch.randn(n, obs_dim),
+        torch.rand(n, act_dim) * 2 - 1,
+        torch.randn(n),
+        torch.randn(n, obs_dim),
+        (torch.rand(n) < 0.01).float(),
+    )
     return sac, buffer
 
 
@@ -206,11 +225,18 @@ def sb3_model(s: Setting, env):
     from stable_baselines3 import SAC as SB3SAC
 
     return SB3SAC(
-        "MlpPolicy", env, learning_rate=3e-4, buffer_size=s.buffer_size,
-        learning_starts=s.learning_starts, batch_size=s.batch_size, train_freq=1,
+        "MlpPolicy",
+        env,
+        learning_rate=3e-4,
+        buffer_size=s.buffer_size,
+        learning_starts=s.learning_starts,
+        batch_size=s.batch_size,
+        train_freq=1,
         gradient_steps=-1,  # one update per env step collected, for any num_envs: UTD 1
         policy_kwargs={"net_arch": [s.width, s.width], "n_critics": 2},
-        device="cpu", seed=s.seed, verbose=0,
+        device="cpu",
+        seed=s.seed,
+        verbose=0,
     )
 
 
@@ -251,8 +277,11 @@ def sb3_learner(s: Setting, obs_dim: int, act_dim: int):
     rng = np.random.default_rng(s.seed)
     for _ in range(s.learning_starts):
         model.replay_buffer.add(
-            rng.standard_normal((1, obs_dim)), rng.standard_normal((1, obs_dim)),
-            rng.uniform(-1, 1, (1, act_dim)), rng.standard_normal(1), rng.random(1) < 0.01,
+            rng.standard_normal((1, obs_dim)),
+            rng.standard_normal((1, obs_dim)),
+            rng.uniform(-1, 1, (1, act_dim)),
+            rng.standard_normal(1),
+            rng.random(1) < 0.01,
             [{}],
         )
     return model
@@ -304,8 +333,17 @@ def env_dims(env_id: str) -> tuple[int, int]:
 
 def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
-    base = Setting(env_id, num_envs, args.batch_size, args.width, args.learning_starts,
-                   args.buffer_size, args.warmup, args.steps, args.seed)
+    base = Setting(
+        env_id,
+        num_envs,
+        args.batch_size,
+        args.width,
+        args.learning_starts,
+        args.buffer_size,
+        args.warmup,
+        args.steps,
+        args.seed,
+    )
     ours = update_flops(obs_dim, act_dim, args.width, args.batch_size)
     variants = [("rl_repara", lambda: rl_repara_sps(base), ours)]
     if args.compile:
@@ -319,57 +357,95 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
         for name, fn, _ in variants:
             runs[name].append(fn())
     sps = {name: statistics.median(t.sps for t in runs[name]) for name in runs}
-    print(f"\n{env_id}, num_envs={num_envs} (obs {obs_dim}, act {act_dim}): {args.steps} timed env "
-          f"steps, each with one update; median of {args.repeats} alternating repeats")
-    print(f"  {'library':18s} {'SPS':>7s} {'ms/step':>8s} {'CPU ms':>7s} {'GFLOP/upd':>9s} "
-          f"{'GFLOP/s':>8s} {'of GEMM':>7s}  SPS per repeat")
+    print(
+        f"\n{env_id}, num_envs={num_envs} (obs {obs_dim}, act {act_dim}): {args.steps} timed env "
+        f"steps, each with one update; median of {args.repeats} alternating repeats"
+    )
+    print(
+        f"  {'library':18s} {'SPS':>7s} {'ms/step':>8s} {'CPU ms':>7s} {'GFLOP/upd':>9s} "
+        f"{'GFLOP/s':>8s} {'of GEMM':>7s}  SPS per repeat"
+    )
     for name, _, flops in variants:
         cpu = statistics.median(t.cpu_ms for t in runs[name])
         rate = flops * sps[name] / 1e9
         reps = " ".join(f"{t.sps:.1f}" for t in runs[name])
-        print(f"  {name:18s} {sps[name]:7.1f} {1e3 / sps[name]:8.2f} {cpu:7.2f} {flops / 1e9:9.3f} "
-              f"{rate:8.1f} {rate / roof:7.0%}  [{reps}]")
+        print(
+            f"  {name:18s} {sps[name]:7.1f} {1e3 / sps[name]:8.2f} {cpu:7.2f} {flops / 1e9:9.3f} "
+            f"{rate:8.1f} {rate / roof:7.0%}  [{reps}]"
+        )
     spread = max(max(t.sps for t in r) / min(t.sps for t in r) for r in runs.values())
     if spread > 1.2:
-        print(f"  WARNING: repeats differ by {spread:.1f}x: other load on the machine; the numbers "
-              "are not trustworthy (with --threads 2, one busy core stalls every parallel op).")
+        print(
+            f"  WARNING: repeats differ by {spread:.1f}x: other load on the machine; the numbers "
+            "are not trustworthy (with --threads 2, one busy core stalls every parallel op)."
+        )
     if sb3:
         for name, _, _ in variants[:-1]:
             pairs = " ".join(f"{a.sps / b.sps:.2f}" for a, b in zip(runs[name], runs["SB3"]))
-            cpu = (statistics.median(t.cpu_ms for t in runs["SB3"])
-                   / statistics.median(t.cpu_ms for t in runs[name]))
-            print(f"  SPS ratio {name} / SB3: {sps[name] / sps['SB3']:.2f}x (per repeat: {pairs}); "
-                  f"CPU-time ratio {cpu:.2f}x")
+            cpu = statistics.median(t.cpu_ms for t in runs["SB3"]) / statistics.median(
+                t.cpu_ms for t in runs[name]
+            )
+            print(
+                f"  SPS ratio {name} / SB3: {sps[name] / sps['SB3']:.2f}x (per repeat: {pairs}); "
+                f"CPU-time ratio {cpu:.2f}x"
+            )
 
 
 def flop_check(args, env_id: str, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
-    s = Setting(env_id, 1, args.batch_size, args.width, args.learning_starts, args.buffer_size,
-                args.warmup, args.steps, args.seed)
+    s = Setting(
+        env_id,
+        1,
+        args.batch_size,
+        args.width,
+        args.learning_starts,
+        args.buffer_size,
+        args.warmup,
+        args.steps,
+        args.seed,
+    )
     ours = update_flops(obs_dim, act_dim, args.width, args.batch_size)
-    line = (f"FLOPs per update on {env_id}: rl_repara {ours / 1e6:.1f} M analytic, "
-            f"{rl_repara_flops(s, obs_dim, act_dim) / 1e6:.1f} M counted (the critics' one-column "
-            "last layer runs as multiply and sum, which FlopCounterMode leaves out)")
+    line = (
+        f"FLOPs per update on {env_id}: rl_repara {ours / 1e6:.1f} M analytic, "
+        f"{rl_repara_flops(s, obs_dim, act_dim) / 1e6:.1f} M counted (the critics' one-column "
+        "last layer runs as multiply and sum, which FlopCounterMode leaves out)"
+    )
     if sb3:
         theirs = update_flops(obs_dim, act_dim, args.width, args.batch_size, sb3=True)
-        line += (f"; SB3 {theirs / 1e6:.1f} M analytic, {sb3_flops(s, obs_dim, act_dim) / 1e6:.1f} M counted")
+        line += f"; SB3 {theirs / 1e6:.1f} M analytic, {sb3_flops(s, obs_dim, act_dim) / 1e6:.1f} M counted"
     print(line)
 
 
 def sweep(args, env_id: str, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
-    grid = sorted({(b, args.width) for b in args.sweep_batch} | {(args.batch_size, w) for w in args.sweep_width})
-    print(f"\nUpdate-only cost on {env_id} shapes (batch sample + one gradient update, no env), "
-          f"{args.sweep_updates} updates each; 'of GEMM' = achieved / [batch, width]@[width, width] rate")
-    head = f"  {'batch':>5s} {'width':>5s} {'GEMM GF/s':>9s} {'GFLOP/upd':>9s} {'ours ms':>8s} {'of GEMM':>7s}"
+    grid = sorted(
+        {(b, args.width) for b in args.sweep_batch} | {(args.batch_size, w) for w in args.sweep_width}
+    )
+    print(
+        f"\nUpdate-only cost on {env_id} shapes (batch sample + one gradient update, no env), "
+        f"{args.sweep_updates} updates each; 'of GEMM' = achieved / [batch, width]@[width, width] rate"
+    )
+    head = (
+        f"  {'batch':>5s} {'width':>5s} {'GEMM GF/s':>9s} {'GFLOP/upd':>9s} {'ours ms':>8s} {'of GEMM':>7s}"
+    )
     print(head + (f" {'SB3 ms':>8s} {'of GEMM':>7s} {'ratio':>6s}" if sb3 else ""))
     for batch, width in grid:
-        s = Setting(env_id, 1, batch, width, max(args.learning_starts, batch), args.buffer_size,
-                    args.warmup, args.steps, args.seed)
+        s = Setting(
+            env_id,
+            1,
+            batch,
+            width,
+            max(args.learning_starts, batch),
+            args.buffer_size,
+            args.warmup,
+            args.steps,
+            args.seed,
+        )
         roof = gemm_rate(batch, width, seconds=0.3)
         flops = update_flops(obs_dim, act_dim, width, batch)
         ours = rl_repara_update_ms(s, obs_dim, act_dim, args.sweep_updates)
-        row = f"  {batch:5d} {width:5d} {roof:9.1f} {flops / 1e9:9.3f} {ours:8.2f} {flops / ours / 1e6 / roof:7.0%}"
+        share = flops / ours / 1e6 / roof
+        row = f"  {batch:5d} {width:5d} {roof:9.1f} {flops / 1e9:9.3f} {ours:8.2f} {share:7.0%}"
         if sb3:
             theirs_flops = update_flops(obs_dim, act_dim, width, batch, sb3=True)
             theirs = sb3_update_ms(s, obs_dim, act_dim, args.sweep_updates)
@@ -409,16 +485,20 @@ def main(argv=None) -> None:
     t_start = time.perf_counter()
     print(machine_facts(torch.get_num_threads()))
     roof = gemm_rate(args.batch_size, args.width)
-    print(f"fp32 GEMM [{args.batch_size}, {args.width}] @ [{args.width}, {args.width}]: {roof:.1f} GFLOP/s "
-          f"on {torch.get_num_threads()} thread(s) (the roofline below)")
+    print(
+        f"fp32 GEMM [{args.batch_size}, {args.width}] @ [{args.width}, {args.width}]: {roof:.1f} GFLOP/s "
+        f"on {torch.get_num_threads()} thread(s) (the roofline below)"
+    )
     flop_check(args, args.envs[0], sb3)
     for env_id in args.envs:
         for num_envs in args.num_envs:
             headline(args, env_id, num_envs, roof, sb3)
     if args.sweep_batch or args.sweep_width:
         sweep(args, args.envs[0], sb3)
-    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"total {time.perf_counter() - t_start:.0f} s")
+    print(
+        f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"total {time.perf_counter() - t_start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the actor (a reparameterized tanh-Gaussian with an exact log-density) and the cr
 
     python scripts/custom_loop.py --steps 10000 --seed 0     # Pendulum-v1, about -200 or better
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,14 +110,14 @@ def main() -> None:
     env.action_space.seed(args.seed)
 
     hidden = (args.hidden, args.hidden)
-    policy = TanhGaussianPolicy.from_spaces(
-        env.observation_space, env.action_space, hidden_sizes=hidden
-    )
+    policy = TanhGaussianPolicy.from_spaces(env.observation_space, env.action_space, hidden_sizes=hidden)
     critics = QEnsemble(policy.obs_dim, policy.act_dim, num_critics=2, hidden_sizes=hidden)
     target_critics = copy.deepcopy(critics).requires_grad_(False)
     log_alpha = torch.zeros((), requires_grad=True)  # alpha = 1 at the start
-    opts = [torch.optim.Adam(params, lr=args.lr)
-            for params in (policy.parameters(), critics.parameters(), [log_alpha])]
+    opts = [
+        torch.optim.Adam(params, lr=args.lr)
+        for params in (policy.parameters(), critics.parameters(), [log_alpha])
+    ]
     target_entropy = -float(policy.act_dim)
     buffer = Buffer(args.steps, policy.obs_dim, policy.act_dim)
 
@@ -138,12 +139,10 @@ def main() -> None:
             returns.append(episode_return)
             obs, episode_return = env.reset()[0], 0.0
             if len(returns) % 10 == 0:
-                print(f"step {step + 1}: mean return of the last 10 episodes "
-                      f"{np.mean(returns[-10:]):.1f}")
+                print(f"step {step + 1}: mean return of the last 10 episodes {np.mean(returns[-10:]):.1f}")
         if step >= args.learning_starts:
             batch = buffer.sample(args.batch_size, rng)
-            sac_update(batch, policy, critics, target_critics, log_alpha, opts, args,
-                       target_entropy)
+            sac_update(batch, policy, critics, target_critics, log_alpha, opts, args, target_entropy)
 
     eval_return = evaluate(policy, gym.make(args.env), args.eval_episodes, seed=args.seed + 10_000)
     print(f"eval return: {eval_return:.2f}")

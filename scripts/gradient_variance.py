@@ -18,6 +18,7 @@ E[f], so the reference does not share any derivative formula with the estimators
 
     python scripts/gradient_variance.py [--out docs/gradient_variance.png]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ def expected_f(mu: float, sigma: float, nodes: int = 120) -> float:
     """E[f(tanh(μ + σε))] by Gauss–Hermite quadrature (weight e^{−x²/2})."""
     x, w = np.polynomial.hermite_e.hermegauss(nodes)
     a = np.tanh(mu + sigma * x)
-    return float(np.sum(w * -(a - TARGET) ** 2) / math.sqrt(2 * math.pi))
+    return float(np.sum(w * -((a - TARGET) ** 2)) / math.sqrt(2 * math.pi))
 
 
 def reference_gradient(mu: float, sigma: float, h: float = 1e-5) -> tuple[float, float]:
@@ -51,9 +52,7 @@ def reference_gradient(mu: float, sigma: float, h: float = 1e-5) -> tuple[float,
     return g_mu, g_sigma
 
 
-def estimates(
-    method: str, n: int, repeats: int, mu: float, sigma: float
-) -> tuple[np.ndarray, np.ndarray]:
+def estimates(method: str, n: int, repeats: int, mu: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """``repeats`` independent N-sample estimates of (g_μ, g_σ), in one batched pass.
 
     Repeat r has its own leaf (μ_r, σ_r); the surrogate is Σ_r mean_i(...), so ∂/∂μ_r of it is
@@ -101,8 +100,9 @@ def print_table(result: dict, sizes: list[int], repeats: int) -> None:
     print(f"reference (quadrature): dE/dmu = {ref['mu']:.6f}, dE/dsigma = {ref['sigma']:.6f}")
     for param in ("mu", "sigma"):
         print(f"\nvariance of the d/d{param} estimate")
-        print(f"{'N':>5} " + " ".join(f"{m:>12}" for m in METHODS)
-              + f" {'score/path':>11} {'score+b/path':>13}")
+        print(
+            f"{'N':>5} " + " ".join(f"{m:>12}" for m in METHODS) + f" {'score/path':>11} {'score+b/path':>13}"
+        )
         for n in sizes:
             var = [table[param, m, n][0] for m in METHODS]
             cells = " ".join(_cell(v, 12, ".3e") for v in var)

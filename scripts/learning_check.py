@@ -7,6 +7,7 @@ small machine). Only the public API is used (``train``, ``TrainConfig``), so the
 measures any version of the library. The eval curve is read back from the run's TensorBoard
 events (``eval/mean_return``); the JSON also holds the wall time and the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,13 @@ def _run(env_id: str, seed: int, steps: int, run_dir: str, agent: dict, eval_eve
     from rl_repara.config import LogConfig
 
     cfg = TrainConfig(
-        env=EnvConfig(id=env_id), seed=seed, total_steps=steps, run_dir=run_dir,
-        torch_threads=1, agent=SACConfig(**agent), log=LogConfig(progress="none"),
+        env=EnvConfig(id=env_id),
+        seed=seed,
+        total_steps=steps,
+        run_dir=run_dir,
+        torch_threads=1,
+        agent=SACConfig(**agent),
+        log=LogConfig(progress="none"),
         eval=EvalConfig(every_steps=eval_every, episodes=10),
     )
     start = time.perf_counter()
@@ -35,8 +41,14 @@ def _run(env_id: str, seed: int, steps: int, run_dir: str, agent: dict, eval_eve
     acc = EventAccumulator(str(Path(run_dir) / "tb"))
     acc.Reload()
     curve = [(e.step, e.value) for e in acc.Scalars("eval/mean_return")]
-    return {"seed": seed, "steps": result.global_step, "wall_s": round(wall, 1),
-            "final": result.last_eval_return, "best": result.best_eval_return, "curve": curve}
+    return {
+        "seed": seed,
+        "steps": result.global_step,
+        "wall_s": round(wall, 1),
+        "final": result.last_eval_return,
+        "best": result.best_eval_return,
+        "curve": curve,
+    }
 
 
 def main() -> None:
@@ -53,11 +65,21 @@ def main() -> None:
     agent = json.loads(args.agent)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_run, args.env, s, args.steps, f"{args.runs}/{args.env}-{stamp}-s{s}",
-                               agent, args.eval_every) for s in args.seeds]
+        futures = [
+            pool.submit(
+                _run, args.env, s, args.steps, f"{args.runs}/{args.env}-{stamp}-s{s}", agent, args.eval_every
+            )
+            for s in args.seeds
+        ]
         runs = [f.result() for f in futures]
-    out = {"env": args.env, "steps": args.steps, "agent": agent, "machine": platform.processor()
-           or platform.machine(), "cpu": _cpu_model(), "runs": runs}
+    out = {
+        "env": args.env,
+        "steps": args.steps,
+        "agent": agent,
+        "machine": platform.processor() or platform.machine(),
+        "cpu": _cpu_model(),
+        "runs": runs,
+    }
     Path(args.out).write_text(json.dumps(out, indent=1))
     for r in runs:
         print(f"seed {r['seed']}: final {r['final']:.1f} best {r['best']:.1f} wall {r['wall_s']} s")

@@ -9,6 +9,7 @@ env steps (linear interpolation, up to the shortest run), and the curve is their
 bootstrap confidence interval: the runs are resampled with replacement ``--boot`` times and the
 2.5th and 97.5th percentiles of the resampled means bound the band.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,7 @@ def read_scalars(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
     return steps[order], values[order]
 
 
-def on_grid(
-    curves: list[tuple[np.ndarray, np.ndarray]], points: int
-) -> tuple[np.ndarray, np.ndarray]:
+def on_grid(curves: list[tuple[np.ndarray, np.ndarray]], points: int) -> tuple[np.ndarray, np.ndarray]:
     """The curves interpolated on a shared grid: ``grid [G]``, ``values [runs, G]``.
 
     Runs that log at the same steps (evaluations) keep exactly those steps; otherwise ``points``
@@ -108,11 +107,13 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"plot.py: error: no run below {root} has the scalar {args.tag!r}")
         grid, values = on_grid(curves, args.points)
         mean, lo, hi = bootstrap_ci(values, args.boot, rng)
-        line, = ax.plot(grid, mean, label=f"{label} (n={len(curves)})")
+        (line,) = ax.plot(grid, mean, label=f"{label} (n={len(curves)})")
         ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
         rows += [(label, s, m, a, b) for s, m, a, b in zip(grid, mean, lo, hi)]
-        print(f"{label}: {len(curves)} run(s), final {args.tag} {mean[-1]:.2f} "
-              f"[95% CI {lo[-1]:.2f}, {hi[-1]:.2f}] at step {int(grid[-1])}")
+        print(
+            f"{label}: {len(curves)} run(s), final {args.tag} {mean[-1]:.2f} "
+            f"[95% CI {lo[-1]:.2f}, {hi[-1]:.2f}] at step {int(grid[-1])}"
+        )
     ax.set_xlabel("env steps")
     ax.set_ylabel(args.tag)
     ax.set_title(args.title or f"{args.tag}: mean and 95% bootstrap CI over seeds")

@@ -9,6 +9,7 @@ the growth per 10k env steps and a verdict.
 
     python scripts/soak.py --steps 40000          # a few minutes on one thread
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,20 +47,25 @@ def child(args: argparse.Namespace) -> None:
     from rl_repara import SACConfig, TrainConfig, train
     from rl_repara.config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig
 
-    train(TrainConfig(
-        env=EnvConfig(id=args.env),
-        total_steps=args.steps,
-        run_dir=args.run_dir,
-        device="cpu",
-        torch_threads=1,
-        agent=SACConfig(
-            buffer_size=args.buffer_size, learning_starts=args.learning_starts,
-            hidden_sizes=[args.hidden, args.hidden], batch_size=args.batch_size, lr=1e-3,
-        ),
-        eval=EvalConfig(every_steps=args.eval_every, episodes=1),
-        checkpoint=CheckpointConfig(every_steps=args.checkpoint_every),
-        log=LogConfig(progress="plain", every_steps=args.log_every),
-    ))
+    train(
+        TrainConfig(
+            env=EnvConfig(id=args.env),
+            total_steps=args.steps,
+            run_dir=args.run_dir,
+            device="cpu",
+            torch_threads=1,
+            agent=SACConfig(
+                buffer_size=args.buffer_size,
+                learning_starts=args.learning_starts,
+                hidden_sizes=[args.hidden, args.hidden],
+                batch_size=args.batch_size,
+                lr=1e-3,
+            ),
+            eval=EvalConfig(every_steps=args.eval_every, episodes=1),
+            checkpoint=CheckpointConfig(every_steps=args.checkpoint_every),
+            log=LogConfig(progress="plain", every_steps=args.log_every),
+        )
+    )
 
 
 def rss_mib(pid: int) -> float:
@@ -107,12 +113,15 @@ def report(samples: list[tuple[int, float, float]], args: argparse.Namespace) ->
     slope, n = growth_per_10k(samples, settle)
     rss = [r for s, r, _ in samples if s > settle]
     if not np.isfinite(slope):
-        print(f"verdict: too short to judge (buffer full at step {full}; "
-              f"need >= 3 samples after step {settle})")
+        print(
+            f"verdict: too short to judge (buffer full at step {full}; need >= 3 samples after step {settle})"
+        )
         return
     verdict = "flat" if slope < FLAT_MIB_PER_10K else "GROWING"
-    print(f"after step {settle} ({n} samples): RSS {min(rss):.1f}..{max(rss):.1f} MiB, "
-          f"growth {slope:+.2f} MiB per 10k env steps")
+    print(
+        f"after step {settle} ({n} samples): RSS {min(rss):.1f}..{max(rss):.1f} MiB, "
+        f"growth {slope:+.2f} MiB per 10k env steps"
+    )
     print(f"verdict: {verdict} (threshold {FLAT_MIB_PER_10K} MiB per 10k steps)")
 
 

@@ -1,4 +1,5 @@
 """Same as ``rl-repara-train``: ``python scripts/train.py [KEY=VALUE ...]`` (Hydra overrides)."""
+
 from rl_repara.cli import train_main
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Tests that draw random numbers with the global generators (``torch.randn`` inside
 ``rsample``, ``np.random``) are then reproducible one by one, whatever ran before them.
 """
+
 from __future__ import annotations
 
 import random

@@ -7,6 +7,7 @@ single env and no episode end, ``t`` before a step equals the trainer's ``global
 
 Ids: ``RlReparaTest/<Name>-v0``; ``gym.make`` kwargs override the class defaults.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,11 +104,13 @@ class DictObsEnv(CountingEnv):
 
     def __init__(self) -> None:
         super().__init__()
-        self.observation_space = spaces.Dict({
-            "pos": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
-            "t": spaces.Box(0.0, np.inf, shape=(1,), dtype=np.float32),
-            "mode": spaces.Discrete(3),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "pos": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+                "t": spaces.Box(0.0, np.inf, shape=(1,), dtype=np.float32),
+                "mode": spaces.Discrete(3),
+            }
+        )
 
     def _obs(self) -> dict[str, Any]:
         return {
@@ -122,9 +125,12 @@ class TupleObsEnv(CountingEnv):
 
     def __init__(self) -> None:
         super().__init__()
-        self.observation_space = spaces.Tuple((
-            spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32), spaces.Discrete(4),
-        ))
+        self.observation_space = spaces.Tuple(
+            (
+                spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+                spaces.Discrete(4),
+            )
+        )
 
     def _obs(self) -> tuple:
         return np.array([np.sin(self.t), np.cos(self.t)], dtype=np.float32), self.t % 4
@@ -247,8 +253,9 @@ class UnboundedActEnv(_ActionSpaceEnv):
 
 
 class HalfBoundedActEnv(_ActionSpaceEnv):
-    ACTION_SPACE = spaces.Box(np.array([-1.0, 0.0], dtype=np.float32),
-                              np.array([1.0, np.inf], dtype=np.float32))
+    ACTION_SPACE = spaces.Box(
+        np.array([-1.0, 0.0], dtype=np.float32), np.array([1.0, np.inf], dtype=np.float32)
+    )
 
 
 ENVS = {

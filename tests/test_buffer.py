@@ -1,4 +1,5 @@
 """ReplayBuffer: circular storage, its own RNG, and a state_dict that resumes sampling exactly."""
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,7 @@ def test_circular_overwrite_keeps_the_newest_transitions():
     torch.testing.assert_close(stored, torch.tensor([5.0, 6.0, 2.0, 3.0, 4.0]))
     buffer.add(*transitions([7]))
     assert buffer.pos == 3
-    torch.testing.assert_close(buffer.state_dict()["data"]["reward"],
-                               torch.tensor([5.0, 6.0, 7.0, 3.0, 4.0]))
+    torch.testing.assert_close(buffer.state_dict()["data"]["reward"], torch.tensor([5.0, 6.0, 7.0, 3.0, 4.0]))
     drawn = set(buffer.sample(500).reward.tolist())
     assert drawn == {3.0, 4.0, 5.0, 6.0, 7.0}  # every stored one, and only those
 

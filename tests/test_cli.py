@@ -4,6 +4,7 @@ Tiny budgets (32x32 nets, batch 32, a few hundred env steps, one torch thread) k
 seconds. What a user sees is checked: files in the run dir, TensorBoard tags read back with
 TensorBoard's own reader, printed numbers, exit codes and one-line error messages.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,18 +22,28 @@ BIN = Path(sys.executable).parent
 TRAIN = str(BIN / "rl-repara-train")
 EVAL = str(BIN / "rl-repara-eval")
 TINY = [
-    "agent.hidden_sizes=[32,32]", "agent.batch_size=32", "agent.learning_starts=100",
-    "torch_threads=1", "log.progress=none",
+    "agent.hidden_sizes=[32,32]",
+    "agent.batch_size=32",
+    "agent.learning_starts=100",
+    "torch_threads=1",
+    "log.progress=none",
 ]
 # the straight run: evaluations at 300 and 600, losses every 50 steps
 STRAIGHT = TINY + ["eval.every_steps=300", "eval.episodes=2", "log.every_steps=50"]
 LOSS_TAGS = [
-    "losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss",
-    "losses/entropy", "losses/qf_values",
+    "losses/qf_loss",
+    "losses/actor_loss",
+    "losses/alpha",
+    "losses/alpha_loss",
+    "losses/entropy",
+    "losses/qf_values",
 ]
 ALL_TAGS = LOSS_TAGS + [
-    "charts/episodic_return", "charts/episodic_length", "charts/SPS",
-    "eval/mean_return", "eval/std_return",
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/SPS",
+    "eval/mean_return",
+    "eval/std_return",
 ]
 
 
@@ -44,8 +55,7 @@ def _env() -> dict[str, str]:
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 240, env: dict | None = None):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env or _env())
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or _env())
     return proc
 
 
@@ -104,8 +114,10 @@ def test_env_id_alone_notes_the_preset_it_inherits(tmp_path):
     so. With `env=NAME` the user chose the preset, and nothing is printed."""
     base = [TRAIN, "env.id=InvertedPendulum-v5", "total_steps=150", "eval.every_steps=0", *TINY]
     out = ok([*base, "hydra.run.dir=a"], tmp_path).stdout
-    assert "note: env.id=InvertedPendulum-v5 runs with the 'pendulum' preset's other values " \
-           "(agent.lr=0.001" in out
+    assert (
+        "note: env.id=InvertedPendulum-v5 runs with the 'pendulum' preset's other values "
+        "(agent.lr=0.001" in out
+    )
     out = ok([*base, "env=hopper", "hydra.run.dir=b"], tmp_path).stdout
     assert "note:" not in out
 
@@ -136,8 +148,10 @@ def test_eval_cli_video(straight, tmp_path):
 
     run_dir, _ = straight
     out = tmp_path / "pendulum.mp4"
-    proc = ok([EVAL, f"checkpoint={run_dir}/checkpoints/best.pt", "episodes=1", "video=true",
-               f"video_path={out}"], tmp_path)
+    proc = ok(
+        [EVAL, f"checkpoint={run_dir}/checkpoints/best.pt", "episodes=1", "video=true", f"video_path={out}"],
+        tmp_path,
+    )
     reader = imageio.get_reader(str(out))
     frames = sum(1 for _ in reader)
     assert frames == 201  # the reset frame and 200 steps of Pendulum
@@ -156,9 +170,20 @@ def test_train_video_of_a_mujoco_env(tmp_path):
         pytest.skip("no off-screen OpenGL library (libEGL or libOSMesa)")
     import imageio.v2 as imageio
 
-    proc = ok([TRAIN, "hydra.run.dir=run", "env=halfcheetah", "+env.kwargs.max_episode_steps=30",
-               "total_steps=60", "agent.learning_starts=50", "eval.every_steps=0", "video=true",
-               *[a for a in TINY if "learning_starts" not in a]], tmp_path)
+    proc = ok(
+        [
+            TRAIN,
+            "hydra.run.dir=run",
+            "env=halfcheetah",
+            "+env.kwargs.max_episode_steps=30",
+            "total_steps=60",
+            "agent.learning_starts=50",
+            "eval.every_steps=0",
+            "video=true",
+            *[a for a in TINY if "learning_starts" not in a],
+        ],
+        tmp_path,
+    )
     video = tmp_path / "run" / "videos" / "step60.mp4"
     assert "video of one deterministic episode" in proc.stdout and str(video) in proc.stdout
     reader = imageio.get_reader(str(video))
@@ -182,7 +207,10 @@ def test_resume_in_a_new_process_is_bit_exact(straight, tmp_path):
     # resuming wrote no Hydra files: the run's .hydra/ still describes its training
     assert (run_b / ".hydra" / "config.yaml").read_text() == hydra_cfg
     assert sorted(p.name for p in (run_b / ".hydra").iterdir()) == [
-        "config.yaml", "hydra.yaml", "overrides.yaml"]
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -193,8 +221,7 @@ def test_resume_honours_the_device_asked_for(straight, tmp_path):
     run_dir, _ = straight
     before = (run_dir / "checkpoints" / "last.pt").read_bytes()
     proc = run([TRAIN, f"resume={run_dir}", "total_steps=900", "device=cuda"], tmp_path)
-    _assert_clean_error(proc, "rl-repara-train", "device=cuda was asked for, but this torch "
-                        "sees no CUDA GPU")
+    _assert_clean_error(proc, "rl-repara-train", "device=cuda was asked for, but this torch sees no CUDA GPU")
     assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
 
 
@@ -203,8 +230,7 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(strai
     the run), says so, and reaches the total, as the library does."""
     src, _ = straight
     run_dir = tmp_path / "run"
-    ok([TRAIN, "hydra.run.dir=run", "total_steps=400", "checkpoint.every_steps=200",
-        *STRAIGHT], tmp_path)
+    ok([TRAIN, "hydra.run.dir=run", "total_steps=400", "checkpoint.every_steps=200", *STRAIGHT], tmp_path)
     last = run_dir / "checkpoints" / "last.pt"
     assert saved(run_dir, "last.prev.pt")["counters"]["global_step"] == 200
     last.write_bytes(last.read_bytes()[:1000])  # torn
@@ -225,10 +251,18 @@ def test_resume_of_a_finished_run_does_nothing(straight, tmp_path):
 def test_sigterm_checkpoints_then_rerun_resumes_to_completion(tmp_path):
     """SIGTERM mid-run: a checkpoint and a clean exit. The same command again (a requeued
     job: same run dir, no resume=) continues from that checkpoint to the end."""
-    cmd = [TRAIN, "hydra.run.dir=run", "total_steps=1500", "eval.every_steps=0",
-           "log.every_steps=100", *TINY, "log.progress=plain"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=_env())
+    cmd = [
+        TRAIN,
+        "hydra.run.dir=run",
+        "total_steps=1500",
+        "eval.every_steps=0",
+        "log.every_steps=100",
+        *TINY,
+        "log.progress=plain",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env()
+    )
     lines = []
     for line in proc.stdout:  # plain progress lines: "[rl_repara] step 300/1500 ..."
         lines.append(line)
@@ -242,8 +276,7 @@ def test_sigterm_checkpoints_then_rerun_resumes_to_completion(tmp_path):
     assert 300 <= stopped < 1500
 
     proc = ok(cmd, tmp_path)
-    assert f"found a checkpoint in the run dir; resuming {tmp_path / 'run'} at step {stopped}" \
-        in proc.stdout
+    assert f"found a checkpoint in the run dir; resuming {tmp_path / 'run'} at step {stopped}" in proc.stdout
     assert saved(tmp_path / "run")["counters"]["global_step"] == 1500
     steps = [s for s, _ in scalars(tmp_path / "run")["losses/qf_loss"]]
     assert steps == list(range(100, 1501, 100))  # continues, no step twice
@@ -254,8 +287,20 @@ def test_sigterm_checkpoints_then_rerun_resumes_to_completion(tmp_path):
 def test_multirun_gives_each_seed_its_own_dir(tmp_path, launcher):
     # parallel jobs (joblib, submitit_local) get one torch thread each without being told
     tiny = TINY if launcher == "basic" else [a for a in TINY if not a.startswith("torch_threads")]
-    ok([TRAIN, "-m", "seed=0,1", f"hydra/launcher={launcher}", "hydra.sweep.dir=sweep",
-        "total_steps=200", "eval.every_steps=0", *tiny], tmp_path, timeout=300)
+    ok(
+        [
+            TRAIN,
+            "-m",
+            "seed=0,1",
+            f"hydra/launcher={launcher}",
+            "hydra.sweep.dir=sweep",
+            "total_steps=200",
+            "eval.every_steps=0",
+            *tiny,
+        ],
+        tmp_path,
+        timeout=300,
+    )
     for seed in (0, 1):
         run_dir = tmp_path / "sweep" / f"{seed}_seed{seed}"
         state = saved(run_dir)
@@ -273,9 +318,22 @@ def test_cluster_preemption_checkpoints_requeues_and_resumes(tmp_path):
     env = _env()
     env["PYTHONPATH"] = str(REPO / "tests")  # gym.make imports helpers_envs in the job
     tiny = [a for a in TINY if not a.startswith("torch_threads")]
-    proc = run([TRAIN, "-m", "seed=0", "hydra/launcher=submitit_local", "hydra.sweep.dir=sweep",
-                "env.id=helpers_envs:RlReparaTest/Preempted-v0", "total_steps=250",
-                "eval.every_steps=0", "log.every_steps=50", *tiny], tmp_path, env=env)
+    proc = run(
+        [
+            TRAIN,
+            "-m",
+            "seed=0",
+            "hydra/launcher=submitit_local",
+            "hydra.sweep.dir=sweep",
+            "env.id=helpers_envs:RlReparaTest/Preempted-v0",
+            "total_steps=250",
+            "eval.every_steps=0",
+            "log.every_steps=50",
+            *tiny,
+        ],
+        tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
     assert "stopped by signal 12 at step 151" in logs, logs
@@ -301,13 +359,16 @@ TRAIN_ERRORS = {
     "typo": (["agent.lerning_rate=0.1"], "unknown config key 'agent.lerning_rate'"),
     "typo, suggested": (["agent.lerning_starts=3"], "Did you mean agent.learning_starts?"),
     "another library's name": (["agent.learning_rate=1e-3"], "Did you mean agent.lr?"),
-    "cudagraphs on cpu": (["agent.cudagraphs=true", "device=cpu"],
-                          "agent.cudagraphs=true needs a CUDA device, but the learner is on cpu"),
+    "cudagraphs on cpu": (
+        ["agent.cudagraphs=true", "device=cpu"],
+        "agent.cudagraphs=true needs a CUDA device, but the learner is on cpu",
+    ),
     "bad value": (["total_steps=-5"], "total_steps must be > 0; got -5"),
     "wrong type": (["total_steps=abc"], "bad value for total_steps"),
-    "discrete actions": (["env.id=CartPole-v1"],
-                         "CartPole-v1 has a Discrete action space; SAC needs a bounded "
-                         "continuous Box action space"),
+    "discrete actions": (
+        ["env.id=CartPole-v1"],
+        "CartPole-v1 has a Discrete action space; SAC needs a bounded continuous Box action space",
+    ),
     "unknown env": (["env.id=NoSuchEnv-v0"], "unknown env id 'NoSuchEnv-v0'"),
     "unknown preset": (["env=nosuchpreset"], "Could not find 'env/nosuchpreset'"),
     "run_dir key": (["run_dir=elsewhere"], "choose it with hydra.run.dir=DIR"),
@@ -327,8 +388,7 @@ def test_train_user_errors_are_one_line(tmp_path, case):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_gpu(tmp_path):
     proc = run([TRAIN, "device=cuda", *TINY], tmp_path)
-    _assert_clean_error(proc, "rl-repara-train", "device=cuda was asked for, but this torch "
-                        "sees no CUDA GPU")
+    _assert_clean_error(proc, "rl-repara-train", "device=cuda was asked for, but this torch sees no CUDA GPU")
 
 
 def test_resume_errors_create_no_dirs(tmp_path):
@@ -347,8 +407,7 @@ def test_resume_from_a_policy_only_checkpoint(straight, tmp_path):
     run_dir, _ = straight
     policy_only = tmp_path / "run"
     (policy_only / "checkpoints").mkdir(parents=True)
-    (policy_only / "checkpoints" / "last.pt").write_bytes(
-        (run_dir / "checkpoints" / "best.pt").read_bytes())
+    (policy_only / "checkpoints" / "last.pt").write_bytes((run_dir / "checkpoints" / "best.pt").read_bytes())
     proc = run([TRAIN, f"resume={policy_only}"], tmp_path)
     _assert_clean_error(proc, "rl-repara-train", "holds only a policy")
 
@@ -357,16 +416,13 @@ def test_eval_user_errors(tmp_path):
     proc = run([EVAL], tmp_path)
     _assert_clean_error(proc, "rl-repara-eval", "give the policy to evaluate: checkpoint=")
     proc = run([EVAL, f"checkpoint={tmp_path / 'nope.pt'}"], tmp_path)
-    _assert_clean_error(proc, "rl-repara-eval",
-                        f"no such file or directory: {tmp_path / 'nope.pt'}")
+    _assert_clean_error(proc, "rl-repara-eval", f"no such file or directory: {tmp_path / 'nope.pt'}")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x00not a checkpoint" * 10)
     proc = run([EVAL, f"checkpoint={corrupt}"], tmp_path)
-    _assert_clean_error(proc, "rl-repara-eval",
-                        f"{corrupt} is not a readable rl_repara checkpoint")
+    _assert_clean_error(proc, "rl-repara-eval", f"{corrupt} is not a readable rl_repara checkpoint")
     proc = run([EVAL, f"checkpoint={corrupt}", "epsodes=3"], tmp_path)
-    _assert_clean_error(proc, "rl-repara-eval",
-                        "unknown config key 'epsodes'. Did you mean episodes?")
+    _assert_clean_error(proc, "rl-repara-eval", "unknown config key 'epsodes'. Did you mean episodes?")
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):

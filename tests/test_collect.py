@@ -3,6 +3,7 @@ stored transition (no step is spent on a reset), every stored transition lies in
 episode (an ended episode's next obs is its final obs, not the next episode's first),
 truncation is stored with terminated = 0 and termination with terminated = 1, and actions are
 stored in the unit box."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -46,7 +47,9 @@ if COUNTDOWN_ID not in gym.registry:
 
 def make_run(tmp_path, env_id: str, env_kwargs: dict, num_envs: int) -> Trainer:
     cfg = TrainConfig(
-        env=EnvConfig(id=env_id, kwargs=env_kwargs), num_envs=num_envs, device="cpu",
+        env=EnvConfig(id=env_id, kwargs=env_kwargs),
+        num_envs=num_envs,
+        device="cpu",
         agent=SACConfig(learning_starts=10**6, hidden_sizes=[8], batch_size=4, buffer_size=1000),
         eval=EvalConfig(every_steps=0),
     )
@@ -60,8 +63,14 @@ def record_steps(run: Trainer, iterations: int) -> dict[str, np.ndarray]:
     """Run ``collect`` and record what the vector env was given and returned, step by step:
     obs [T+1, N, d] (obs[t] is what step t acted on), action, reward, terminated, truncated,
     and final [T, N, d]: the obs the step reached (an ended episode's final obs from info)."""
-    log: dict[str, list] = {"obs": [run.collector.obs.copy()], "action": [], "reward": [],
-                            "terminated": [], "truncated": [], "final": []}
+    log: dict[str, list] = {
+        "obs": [run.collector.obs.copy()],
+        "action": [],
+        "reward": [],
+        "terminated": [],
+        "truncated": [],
+        "final": [],
+    }
     env_step = run.collector.envs.step
 
     def recording_step(actions):
@@ -126,8 +135,9 @@ def test_stored_pendulum_transitions_obey_the_dynamics_of_one_episode(pendulum_r
     # (the next episode's first) fails it.
     end = ended(rec)
     assert end.sum() >= 9
-    crossing = physics_error(rec["obs"][:-1][end], rec["action"][end],
-                             rec["obs"][1:][end], rec["reward"][end])
+    crossing = physics_error(
+        rec["obs"][:-1][end], rec["action"][end], rec["obs"][1:][end], rec["reward"][end]
+    )
     assert crossing.min() > 1e-2
 
 

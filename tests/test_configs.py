@@ -1,5 +1,6 @@
 """Every config in conf/ composes (Hydra's compose API) into a valid TrainConfig, and every env
 preset builds its env where its package is installed."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,8 +83,13 @@ def test_config_yaml_restates_the_train_defaults():
 
 
 def test_any_env_id_and_overrides_compose():
-    cfg = _compose(overrides=["env.id=InvertedPendulum-v5", "agent.hidden_sizes=[64,64]",
-                              "+env.kwargs.max_episode_steps=50"])
+    cfg = _compose(
+        overrides=[
+            "env.id=InvertedPendulum-v5",
+            "agent.hidden_sizes=[64,64]",
+            "+env.kwargs.max_episode_steps=50",
+        ]
+    )
     assert cfg.env.id == "InvertedPendulum-v5" and cfg.agent.hidden_sizes == [64, 64]
     assert cfg.env.kwargs == {"max_episode_steps": 50}
 

@@ -1,4 +1,5 @@
 """QEnsemble: N critics in one batched pass compute what N separate MLPs would."""
+
 from __future__ import annotations
 
 import pytest
@@ -142,12 +143,15 @@ def test_rows_of_a_critic_sized_batch_are_independent():
     torch.testing.assert_close(q, torch.stack([ensemble(obs[t], action[t]) for t in range(N)], dim=1))
 
 
-@pytest.mark.parametrize("obs_shape, act_shape", [
-    ((7, OBS_DIM), (8, ACT_DIM)),            # different batch sizes
-    ((N, 7, OBS_DIM), (7, ACT_DIM)),         # different leading shapes
-    ((7, OBS_DIM + 1), (7, ACT_DIM - 1)),    # right total width, wrong split
-    ((7, OBS_DIM), (7, ACT_DIM + 1)),
-])
+@pytest.mark.parametrize(
+    "obs_shape, act_shape",
+    [
+        ((7, OBS_DIM), (8, ACT_DIM)),  # different batch sizes
+        ((N, 7, OBS_DIM), (7, ACT_DIM)),  # different leading shapes
+        ((7, OBS_DIM + 1), (7, ACT_DIM - 1)),  # right total width, wrong split
+        ((7, OBS_DIM), (7, ACT_DIM + 1)),
+    ],
+)
 @pytest.mark.parametrize("method", ["forward", "min_q"])
 def test_mismatched_shapes_raise(obs_shape, act_shape, method):
     ensemble = QEnsemble(OBS_DIM, ACT_DIM, N, HIDDEN)

@@ -5,6 +5,7 @@ The runs are compared through what a user sees: the ``losses/*`` and
 ``charts/episodic_return`` scalars in the TensorBoard event files (``charts/SPS`` is wall-clock
 time and is left out), and the weights in the final checkpoint.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,11 +34,15 @@ def _restore_torch_threads():
 TOTAL, LEARNING_STARTS, LOG_EVERY = 320, 150, 10
 
 
-def _config(run_dir: Path, env_id: str = "Pendulum-v1", total: int = TOTAL, seed: int = 0,
-            eval_every: int = 160) -> TrainConfig:
+def _config(
+    run_dir: Path, env_id: str = "Pendulum-v1", total: int = TOTAL, seed: int = 0, eval_every: int = 160
+) -> TrainConfig:
     """Tiny nets, few updates: a 320-step run takes about a second."""
     return TrainConfig(
-        env=EnvConfig(id=env_id), seed=seed, total_steps=total, run_dir=str(run_dir),
+        env=EnvConfig(id=env_id),
+        seed=seed,
+        total_steps=total,
+        run_dir=str(run_dir),
         torch_threads=1,
         agent=SACConfig(learning_starts=LEARNING_STARTS, hidden_sizes=[16, 16], batch_size=16),
         eval=EvalConfig(every_steps=eval_every, episodes=1),
@@ -165,8 +170,7 @@ def test_env_without_snapshot_resumes_with_a_warning_and_keeps_learning(tmp_path
     train(_config(tmp_path, env_id, total=200, eval_every=0))
     before = load_checkpoint(find_checkpoint(tmp_path))
     with pytest.warns(UserWarning, match=r"LunarLanderContinuous-v3 cannot be snapshotted"):
-        result = train(TrainConfig(resume=str(tmp_path), total_steps=TOTAL,
-                                   log=LogConfig(progress="none")))
+        result = train(TrainConfig(resume=str(tmp_path), total_steps=TOTAL, log=LogConfig(progress="none")))
     assert result.global_step == TOTAL
     steps = [s for s, _ in read_scalars(tmp_path)["losses/qf_loss"]]
     assert steps == list(range(LEARNING_STARTS, TOTAL + 1, LOG_EVERY))  # no gap, no duplicate

@@ -1,5 +1,6 @@
 """TanhNormal against independent references: torch.distributions in float64, a closed-form
 log-density in float64, and Gauss-Hermite quadrature for the reparameterized gradient."""
+
 from __future__ import annotations
 
 import math
@@ -82,8 +83,7 @@ def test_rsample_log_prob_matches_reference_at_same_pre_squash_sample(low, high,
     ref_action = affine_t(tanh_t(u))  # cached: log_prob inverts to exactly this u
     torch.testing.assert_close(action, ref_action, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(log_prob, ref.log_prob(ref_action), rtol=1e-9, atol=1e-8)
-    torch.testing.assert_close(log_prob, closed_form_log_prob(u, loc, scale, low, high),
-                               rtol=1e-9, atol=1e-8)
+    torch.testing.assert_close(log_prob, closed_form_log_prob(u, loc, scale, low, high), rtol=1e-9, atol=1e-8)
 
 
 # ----------------------------------------------------------------------- saturation (float32)
@@ -115,8 +115,9 @@ def test_saturated_log_prob_finite_and_exact_where_naive_formula_is_many_nats_of
     action, log_prob = dist.rsample_and_log_prob((3,))
     eps = noise_of_next_draw(7, (3, *loc.shape), torch.float32)
     u32 = loc.detach() + scale.detach() * eps
-    exact = closed_form_log_prob(loc.detach().to(F64) + scale.detach().to(F64) * eps.to(F64),
-                                 loc.detach(), scale.detach(), -1.0, 1.0)
+    exact = closed_form_log_prob(
+        loc.detach().to(F64) + scale.detach().to(F64) * eps.to(F64), loc.detach(), scale.detach(), -1.0, 1.0
+    )
 
     assert torch.isfinite(action).all() and torch.isfinite(log_prob).all()
     assert (action.abs() <= 1.0).all()
@@ -180,6 +181,7 @@ def test_rsample_gradient_of_mean_action_matches_quadrature():
     mean_action.sum().backward()  # dims are independent: grad[i] = d E[a_i] / d θ_i
 
     for i, (mu, sigma) in enumerate(zip(mus, sigmas)):
+
         def sech2(x, mu=mu, sigma=sigma):
             return 1.0 / np.cosh(mu + sigma * x) ** 2
 
@@ -188,16 +190,22 @@ def test_rsample_gradient_of_mean_action_matches_quadrature():
 
         # (per-sample quantity, its exact mean, its exact variance): a, da/dμ, da/dσ
         checks = {
-            "value": (mean_action[i].item(),
-                      mid[i] + half[i] * gauss_expect(tanh),
-                      half[i] ** 2 * (gauss_expect(lambda x: tanh(x) ** 2) - gauss_expect(tanh) ** 2)),
-            "d/dmu": (loc.grad[i].item(),
-                      half[i] * gauss_expect(sech2),
-                      half[i] ** 2 * (gauss_expect(lambda x: sech2(x) ** 2) - gauss_expect(sech2) ** 2)),
-            "d/dsigma": (scale.grad[i].item(),
-                         half[i] * gauss_expect(lambda x: x * sech2(x)),
-                         half[i] ** 2 * (gauss_expect(lambda x: (x * sech2(x)) ** 2)
-                                         - gauss_expect(lambda x: x * sech2(x)) ** 2)),
+            "value": (
+                mean_action[i].item(),
+                mid[i] + half[i] * gauss_expect(tanh),
+                half[i] ** 2 * (gauss_expect(lambda x: tanh(x) ** 2) - gauss_expect(tanh) ** 2),
+            ),
+            "d/dmu": (
+                loc.grad[i].item(),
+                half[i] * gauss_expect(sech2),
+                half[i] ** 2 * (gauss_expect(lambda x: sech2(x) ** 2) - gauss_expect(sech2) ** 2),
+            ),
+            "d/dsigma": (
+                scale.grad[i].item(),
+                half[i] * gauss_expect(lambda x: x * sech2(x)),
+                half[i] ** 2
+                * (gauss_expect(lambda x: (x * sech2(x)) ** 2) - gauss_expect(lambda x: x * sech2(x)) ** 2),
+            ),
         }
         for name, (mc, exact, var) in checks.items():
             stderr = math.sqrt(var / n)
@@ -223,8 +231,9 @@ def test_mode_is_squashed_mean_and_its_log_prob_is_the_density_there(low, high):
     np.testing.assert_allclose(dist.mode.numpy(), expected, rtol=1e-12, atol=1e-12)
     mode, log_prob = dist.mode_and_log_prob()
     torch.testing.assert_close(mode, dist.mode)
-    torch.testing.assert_close(log_prob, reference(loc, scale, low, high).log_prob(mode),
-                               rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(
+        log_prob, reference(loc, scale, low, high).log_prob(mode), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_shapes_follow_torch_distributions():

@@ -1,4 +1,5 @@
 """The README's promises: its test command is what CI runs, and its Python snippets run."""
+
 from __future__ import annotations
 
 import re

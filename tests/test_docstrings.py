@@ -6,6 +6,7 @@ unchanged from torch or Python is the parent's business; an override defined her
 own docstring). A dataclass without a docstring gets an automatic one, its signature
 ``Name(field: type = ..., ...)``; that does not count.
 """
+
 from __future__ import annotations
 
 import dataclasses

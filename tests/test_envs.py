@@ -2,6 +2,7 @@
 vectors (with a warning when a Dict or Tuple is flattened), actions respect any bounded Box,
 and envs that are unusable or break the Gymnasium API get an error naming the env and the
 problem. The envs are in ``helpers_envs.py``."""
+
 from __future__ import annotations
 
 import re
@@ -9,18 +10,17 @@ import warnings
 from pathlib import Path
 
 import gymnasium as gym
+import helpers_envs as H
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
-import helpers_envs as H
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, train
 from rl_repara.checkpoint import find_checkpoint, load_checkpoint
 from rl_repara.config import LogConfig
 from rl_repara.envs import make_env
-from rl_repara.errors import EnvError
-from rl_repara.errors import ConfigError
+from rl_repara.errors import ConfigError, EnvError
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +34,17 @@ def _restore_torch_threads():
 def _train(run_dir: Path, env_id: str, total: int = 150, **agent) -> dict:
     """A tiny run (learning from step 50); returns its final checkpoint."""
     agent = {"learning_starts": 50, "hidden_sizes": [16], "batch_size": 16, **agent}
-    train(TrainConfig(
-        env=EnvConfig(id=env_id), total_steps=total, run_dir=str(run_dir), torch_threads=1,
-        agent=SACConfig(**agent), eval=EvalConfig(every_steps=0),
-        log=LogConfig(progress="none", every_steps=50),
-    ))
+    train(
+        TrainConfig(
+            env=EnvConfig(id=env_id),
+            total_steps=total,
+            run_dir=str(run_dir),
+            torch_threads=1,
+            agent=SACConfig(**agent),
+            eval=EvalConfig(every_steps=0),
+            log=LogConfig(progress="none", every_steps=50),
+        )
+    )
     return load_checkpoint(find_checkpoint(run_dir))
 
 
@@ -80,8 +86,9 @@ def test_float64_and_integer_observations_become_float32(tmp_path, name):
     env, raw = make_env(env_id), gym.make(env_id).unwrapped
     assert env.observation_space.dtype == np.float32
     for bound in ("low", "high"):
-        np.testing.assert_array_equal(getattr(env.observation_space, bound),
-                                      getattr(raw.observation_space, bound).astype(np.float32))
+        np.testing.assert_array_equal(
+            getattr(env.observation_space, bound), getattr(raw.observation_space, bound).astype(np.float32)
+        )
     obs, _ = env.reset(seed=0)
     for _ in range(3):
         raw.t = int(obs[2])
@@ -110,8 +117,7 @@ def test_a_discrete_observation_space_is_a_config_error():
     with pytest.raises(ConfigError) as info:
         make_env(env_id)
     assert str(info.value) == (
-        f"{env_id} has a Discrete observation space; rl_repara takes Box, Dict or Tuple "
-        "observations."
+        f"{env_id} has a Discrete observation space; rl_repara takes Box, Dict or Tuple observations."
     )
 
 
@@ -135,8 +141,7 @@ def test_saturated_policy_actions_stay_inside_asymmetric_bounds(sign):
     still return actions inside the box: ``mid + half·1`` can round above ``high`` in float32
     (it does for [-3, 0.2]). Sampled and deterministic actions both go to the checking env."""
     env = make_env(H.env_id("BoundsCheck"))
-    policy = TanhGaussianPolicy.from_spaces(env.observation_space, env.action_space,
-                                            hidden_sizes=[8])
+    policy = TanhGaussianPolicy.from_spaces(env.observation_space, env.action_space, hidden_sizes=[8])
     with torch.no_grad():
         policy.head.weight.zero_()
         policy.head.bias[:3] = sign * 30.0  # μ; log σ stays at its midpoint
@@ -148,10 +153,14 @@ def test_saturated_policy_actions_stay_inside_asymmetric_bounds(sign):
         obs, *_ = env.step(action)  # asserts low <= action <= high
 
 
-@pytest.mark.parametrize("name, kind", [
-    ("DiscreteAct", "Discrete"), ("MultiDiscreteAct", "MultiDiscrete"),
-    ("MultiBinaryAct", "MultiBinary"),
-])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("DiscreteAct", "Discrete"),
+        ("MultiDiscreteAct", "MultiDiscrete"),
+        ("MultiBinaryAct", "MultiBinary"),
+    ],
+)
 def test_non_box_action_spaces_are_config_errors(tmp_path, name, kind):
     env_id = H.env_id(name)
     with pytest.raises(ConfigError) as info:
@@ -179,10 +188,16 @@ def test_a_matrix_action_space_is_a_config_error(tmp_path):
 
 
 # ------------------------------------------------------------------------ unknown ids
-@pytest.mark.parametrize("env_id", [
-    "NoSuchEnv-v0", "Pendulum-v99", "RlReparaTest/NoSuchEnv-v0", "NoSuchSpace/Env-v0",
-    "no_such_module:Env-v0",
-])
+@pytest.mark.parametrize(
+    "env_id",
+    [
+        "NoSuchEnv-v0",
+        "Pendulum-v99",
+        "RlReparaTest/NoSuchEnv-v0",
+        "NoSuchSpace/Env-v0",
+        "no_such_module:Env-v0",
+    ],
+)
 def test_an_unknown_env_id_is_a_config_error_naming_it(tmp_path, env_id):
     with pytest.raises(ConfigError) as info:
         _train(tmp_path, env_id)
@@ -190,20 +205,26 @@ def test_an_unknown_env_id_is_a_config_error_naming_it(tmp_path, env_id):
 
 
 # --------------------------------------------------------------- Gymnasium API violations
-@pytest.mark.parametrize("name, kwargs, what", [
-    ("WrongShapeObs", {"bad_at": 5}, "shape"),
-    ("WrongShapeObs", {"bad_at": -1}, "shape"),
-    ("WrongDtypeObs", {}, "dtype"),
-    ("OldApi", {}, "truncated"),
-    ("VectorReward", {}, "reward"),
-], ids=["obs-shape-at-step", "obs-shape-at-reset", "obs-dtype", "4-tuple-step", "vector-reward"])
-def test_an_env_breaking_the_gymnasium_api_gets_an_error_naming_env_and_problem(
-        tmp_path, name, kwargs, what):
+@pytest.mark.parametrize(
+    "name, kwargs, what",
+    [
+        ("WrongShapeObs", {"bad_at": 5}, "shape"),
+        ("WrongShapeObs", {"bad_at": -1}, "shape"),
+        ("WrongDtypeObs", {}, "dtype"),
+        ("OldApi", {}, "truncated"),
+        ("VectorReward", {}, "reward"),
+    ],
+    ids=["obs-shape-at-step", "obs-shape-at-reset", "obs-dtype", "4-tuple-step", "vector-reward"],
+)
+def test_an_env_breaking_the_gymnasium_api_gets_an_error_naming_env_and_problem(tmp_path, name, kwargs, what):
     env_id = H.env_id(name)
     cfg = TrainConfig(
-        env=EnvConfig(id=env_id, kwargs=kwargs), total_steps=50, run_dir=str(tmp_path),
+        env=EnvConfig(id=env_id, kwargs=kwargs),
+        total_steps=50,
+        run_dir=str(tmp_path),
         agent=SACConfig(learning_starts=100, hidden_sizes=[8], batch_size=8),
-        eval=EvalConfig(every_steps=0), log=LogConfig(progress="none"),
+        eval=EvalConfig(every_steps=0),
+        log=LogConfig(progress="none"),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Gymnasium's passive checker warns first

@@ -1,4 +1,5 @@
 """The example scripts run, end to end, as a user would start them (a subprocess each)."""
+
 from __future__ import annotations
 
 import re
@@ -13,7 +14,9 @@ NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 def _run(script: str, *args: str, timeout: float = 120) -> str:
     proc = subprocess.run(
         [sys.executable, str(SCRIPTS / script), *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -21,8 +24,19 @@ def _run(script: str, *args: str, timeout: float = 120) -> str:
 
 def test_custom_loop_trains_and_prints_an_eval_return():
     # learning_starts < steps, so the hand-written SAC update runs too
-    out = _run("custom_loop.py", "--steps", "300", "--learning-starts", "150", "--seed", "1",
-               "--hidden", "32", "--eval-episodes", "1")
+    out = _run(
+        "custom_loop.py",
+        "--steps",
+        "300",
+        "--learning-starts",
+        "150",
+        "--seed",
+        "1",
+        "--hidden",
+        "32",
+        "--eval-episodes",
+        "1",
+    )
     match = re.search(rf"^eval return: ({NUMBER})$", out, re.MULTILINE)
     assert match, out
     # Pendulum's per-step reward lies in [-16.3, 0]: a 200-step episode returns in [-3260, 0]
@@ -57,9 +71,27 @@ def test_gradient_variance_pathwise_beats_score_function(tmp_path):
 
 
 def test_soak_prints_an_rss_table_and_a_verdict(tmp_path):
-    out = _run("soak.py", "--steps", "800", "--buffer-size", "300", "--learning-starts", "200",
-               "--log-every", "100", "--eval-every", "400", "--checkpoint-every", "400",
-               "--hidden", "16", "--batch-size", "32", "--run-dir", str(tmp_path / "run"))
+    out = _run(
+        "soak.py",
+        "--steps",
+        "800",
+        "--buffer-size",
+        "300",
+        "--learning-starts",
+        "200",
+        "--log-every",
+        "100",
+        "--eval-every",
+        "400",
+        "--checkpoint-every",
+        "400",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "32",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
     rows = re.findall(rf"^\s*(\d+)\s+({NUMBER})\s+({NUMBER})$", out, re.MULTILINE)
     steps = [int(r[0]) for r in rows]
     assert steps == list(range(100, 900, 100)), out

@@ -7,18 +7,19 @@
   autograd, separate backward calls and separate steps;
 - ``agent.compile=true`` against eager, and ``agent.cudagraphs=true`` refused on CPU.
 """
+
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
+from test_critics import separate_mlps
 from torch import nn
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
-from rl_repara.networks import ensemble_linear
 from rl_repara.losses import actor_loss, alpha_loss, critic_loss, polyak_update
-from test_critics import separate_mlps
+from rl_repara.networks import ensemble_linear
 
 OBS_DIM, ACT_DIM, N, HIDDEN, B = 5, 3, 2, [16, 16], 64
 
@@ -127,8 +128,10 @@ def make_sac(**overrides) -> SAC:
 def make_batch(seed: int) -> Batch:
     g = torch.Generator().manual_seed(seed)
     return Batch(
-        torch.randn(B, OBS_DIM, generator=g), torch.rand(B, ACT_DIM, generator=g) * 2 - 1,
-        torch.randn(B, generator=g), torch.randn(B, OBS_DIM, generator=g),
+        torch.randn(B, OBS_DIM, generator=g),
+        torch.rand(B, ACT_DIM, generator=g) * 2 - 1,
+        torch.randn(B, generator=g),
+        torch.randn(B, OBS_DIM, generator=g),
         (torch.rand(B, generator=g) < 0.1).float(),
     )
 

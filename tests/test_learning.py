@@ -4,6 +4,7 @@ The RL Zoo's tuned SAC reaches -157 ± 89 at that budget. Each seed runs in its 
 with one torch thread (the fastest layout on a 2-core machine); a run stops as soon as an
 evaluation (10 deterministic episodes) reaches the threshold.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp

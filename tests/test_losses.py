@@ -1,5 +1,6 @@
 """SAC's losses and update: each touches only its own parameters, the target network follows
 the Polyak rule exactly, and the Bellman target bootstraps on truncation only."""
+
 from __future__ import annotations
 
 import copy
@@ -131,8 +132,10 @@ def test_critic_target_bootstraps_on_truncation_but_not_on_termination(alpha):
     rewards = [1.0, -0.5, 2.0, 0.0]
     terminated = [1.0, 0.0, 1.0, 0.0]  # 0.0 is what a truncated (time-limit) step stores
     batch = Batch(
-        obs=torch.randn(4, OBS_DIM), action=torch.rand(4, ACT_DIM),
-        reward=torch.tensor(rewards), next_obs=torch.randn(4, OBS_DIM),
+        obs=torch.randn(4, OBS_DIM),
+        action=torch.rand(4, ACT_DIM),
+        reward=torch.tensor(rewards),
+        next_obs=torch.randn(4, OBS_DIM),
         terminated=torch.tensor(terminated),
     )
     torch.manual_seed(9)
@@ -279,8 +282,13 @@ def test_entropy_terms_in_the_losses_do_not_depend_on_the_action_bounds():
     dim, obs = 17, torch.randn(B, OBS_DIM)
     policies = _same_net_two_bounds(dim, 0.4)
     critics, targets = QEnsemble(OBS_DIM, dim, 2, (16,)), QEnsemble(OBS_DIM, dim, 2, (16,))
-    batch = Batch(obs, torch.rand(B, dim) * 2 - 1, torch.randn(B), torch.randn(B, OBS_DIM),
-                  (torch.arange(B) % 2).float())  # half of the transitions terminate
+    batch = Batch(
+        obs,
+        torch.rand(B, dim) * 2 - 1,
+        torch.randn(B),
+        torch.randn(B, OBS_DIM),
+        (torch.arange(B) % 2).float(),
+    )  # half of the transitions terminate
     alpha, out = torch.tensor(0.7), []
     for policy in policies:
         torch.manual_seed(3)
@@ -303,8 +311,13 @@ def test_soft_target_of_a_hand_built_transition_is_the_same_for_any_bounds():
     a terminating and a non-terminating transition, under bounds ±1 and ±0.4 alike."""
     policies = _same_net_two_bounds(ACT_DIM, 0.4)
     critics, targets = constant_ensemble([1.0, 2.0]), constant_ensemble([5.0, 3.0])
-    batch = Batch(torch.randn(2, OBS_DIM), torch.zeros(2, ACT_DIM), torch.tensor([1.0, -1.0]),
-                  torch.randn(2, OBS_DIM), torch.tensor([1.0, 0.0]))
+    batch = Batch(
+        torch.randn(2, OBS_DIM),
+        torch.zeros(2, ACT_DIM),
+        torch.tensor([1.0, -1.0]),
+        torch.randn(2, OBS_DIM),
+        torch.tensor([1.0, 0.0]),
+    )
     gamma, alpha = 0.9, 0.5
     torch.manual_seed(9)
     with torch.no_grad():

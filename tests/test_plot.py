@@ -1,4 +1,5 @@
 """scripts/plot.py: learning curves from TensorBoard event files, mean and 95% bootstrap CI."""
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,7 @@ def _write_run(run_dir: Path, steps, values, tag: str = "eval/mean_return") -> N
 
 
 def _plot(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, PLOT, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, PLOT, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     return proc
 
 
@@ -33,7 +33,8 @@ def _read_csv(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
     with open(path) as f:
         for row in csv.DictReader(f):
             out.setdefault(row["group"], []).append(
-                tuple(float(row[k]) for k in ("step", "mean", "lo", "hi")))
+                tuple(float(row[k]) for k in ("step", "mean", "lo", "hi"))
+            )
     return out
 
 
@@ -42,14 +43,17 @@ def test_mean_and_bootstrap_ci_over_seeds(tmp_path):
     resample has probability 1/27 > 2.5% of being all-lowest (all-highest), so the 95%
     percentile interval of the resampled means is exactly [min, max] over the runs."""
     steps = [1000, 2000, 3000]
-    values = np.array([
-        [-900.0, -500.0, -200.0], [-1000.0, -300.0, -150.0], [-800.0, -400.0, -100.0],
-    ])
+    values = np.array(
+        [
+            [-900.0, -500.0, -200.0],
+            [-1000.0, -300.0, -150.0],
+            [-800.0, -400.0, -100.0],
+        ]
+    )
     for seed, v in enumerate(values):
         _write_run(tmp_path / "sweep" / f"{seed}_seed{seed}", steps, v)
     _write_run(tmp_path / "single", steps, values[0])
-    proc = _plot(["sweep", "single", "-o", "out/c.png", "--csv", "c.csv", "--boot", "20000"],
-                 tmp_path)
+    proc = _plot(["sweep", "single", "-o", "out/c.png", "--csv", "c.csv", "--boot", "20000"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "c.png").read_bytes()[:8] == PNG_MAGIC
     rows = _read_csv(tmp_path / "c.csv")
@@ -67,8 +71,9 @@ def test_runs_logged_at_different_steps_are_interpolated(tmp_path):
     tag = "charts/episodic_return"
     _write_run(tmp_path / "g" / "a", [0, 100, 200], [0.0, 10.0, 20.0], tag=tag)
     _write_run(tmp_path / "g" / "b", [50, 150, 250], [5.0, 5.0, 25.0], tag=tag)
-    proc = _plot(["g", "--tag", "charts/episodic_return", "--points", "7", "--csv", "c.csv",
-                  "-o", "c.png"], tmp_path)
+    proc = _plot(
+        ["g", "--tag", "charts/episodic_return", "--points", "7", "--csv", "c.csv", "-o", "c.png"], tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     got = np.array(_read_csv(tmp_path / "c.csv")["g"])
     grid = np.linspace(50, 200, 7)  # the range both runs cover
@@ -85,13 +90,17 @@ def test_plot_of_real_tiny_runs(tmp_path):
     from rl_repara.config import EvalConfig, LogConfig
 
     for seed in (0, 1):
-        train(TrainConfig(
-            seed=seed, total_steps=300, run_dir=str(tmp_path / "sweep" / f"seed{seed}"),
-            torch_threads=1,
-            agent=SACConfig(learning_starts=100, hidden_sizes=[32, 32], batch_size=32),
-            eval=EvalConfig(every_steps=150, episodes=1),
-            log=LogConfig(progress="none", every_steps=50),
-        ))
+        train(
+            TrainConfig(
+                seed=seed,
+                total_steps=300,
+                run_dir=str(tmp_path / "sweep" / f"seed{seed}"),
+                torch_threads=1,
+                agent=SACConfig(learning_starts=100, hidden_sizes=[32, 32], batch_size=32),
+                eval=EvalConfig(every_steps=150, episodes=1),
+                log=LogConfig(progress="none", every_steps=50),
+            )
+        )
     proc = _plot(["sweep", "-o", "curve.png"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "curve.png").read_bytes()[:8] == PNG_MAGIC
@@ -100,10 +109,13 @@ def test_plot_of_real_tiny_runs(tmp_path):
     assert proc.returncode == 0 and (tmp_path / "q.png").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing_dir"], "no such dir: missing_dir"),
-    (["g", "--tag", "no/such_tag"], "no run below g has the scalar 'no/such_tag'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing_dir"], "no such dir: missing_dir"),
+        (["g", "--tag", "no/such_tag"], "no run below g has the scalar 'no/such_tag'"),
+    ],
+)
 def test_plot_errors(tmp_path, args, message):
     _write_run(tmp_path / "g" / "a", [1, 2], [1.0, 2.0])
     proc = _plot(args, tmp_path)

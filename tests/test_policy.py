@@ -1,4 +1,5 @@
 """TanhGaussianPolicy: its density is a density of the actions it returns, in env units."""
+
 from __future__ import annotations
 
 import math
@@ -116,8 +117,7 @@ def test_deterministic_forward_is_the_squashed_mean():
     mu = policy.head(policy.trunk(obs))[:, :2]
     torch.testing.assert_close(action, MID + HALF * torch.tanh(mu))
     torch.testing.assert_close(policy(obs, deterministic=True)[0], action)
-    torch.testing.assert_close(log_prob, policy.distribution(obs).log_prob(action),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(log_prob, policy.distribution(obs).log_prob(action), rtol=1e-4, atol=1e-4)
 
 
 def test_log_std_stays_inside_its_bounds_and_reaches_both_ends():
@@ -175,9 +175,11 @@ def test_act_wrong_obs_shape_raises_a_clear_error(shape):
 
 # ----------------------------------------------------------------------------- from_spaces
 def test_from_spaces_per_dimension_bounds_keep_actions_in_the_box():
-    box = spaces.Box(low=np.array([-2.0, 0.0, 10.0], np.float32),
-                     high=np.array([3.0, 0.5, 12.0], np.float32),
-                     dtype=np.float32)
+    box = spaces.Box(
+        low=np.array([-2.0, 0.0, 10.0], np.float32),
+        high=np.array([3.0, 0.5, 12.0], np.float32),
+        dtype=np.float32,
+    )
     obs_space = spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
     policy = TanhGaussianPolicy.from_spaces(obs_space, box, hidden_sizes=(16,))
     assert policy.obs_dim == 4 and policy.act_dim == 3

@@ -7,6 +7,7 @@
   with it, to within the rounding error propagated through ``atanh`` (derived below).
 * The policy's (action, log_prob) stay finite for observations of ±1e6, ±1e30 and mixtures.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,9 +38,9 @@ def tanh_normals(draw, loc_range=(-50.0, 50.0), scale_range=(1e-4, 1e2)):
     loc = draw(floats(*loc_range))
     # log-uniform scale, so 1e-4 and 1e2 are both well covered
     log_scale = draw(floats(math.log10(scale_range[0]), math.log10(scale_range[1])))
-    scale = [10.0 ** e for e in log_scale]
+    scale = [10.0**e for e in log_scale]
     low = draw(floats(-1e3, 1e3))
-    width = [10.0 ** e for e in draw(floats(-3.0, 3.0))]
+    width = [10.0**e for e in draw(floats(-3.0, 3.0))]
     t = lambda x: torch.tensor(x, dtype=dtype)  # noqa: E731
     return dtype, t(loc), t(scale), t(low), t(low) + t(width)
 
@@ -124,7 +125,7 @@ def test_log_prob_of_a_drawn_action_matches_rsample_and_log_prob(params):
     action, log_prob = dist.rsample_and_log_prob((64,))
     eps_machine = torch.finfo(dtype).eps
     # away from saturation: tanh(u) resolvable from a, i.e. 1 − y² well above the rounding
-    y = ((action.double() - (high + low).double() / 2) / ((high - low).double() / 2))
+    y = (action.double() - (high + low).double() / 2) / ((high - low).double() / 2)
     keep = ((1 - y.square()) > 1e3 * eps_machine).all(-1)
     assume(bool(keep.any()))
     recomputed = dist.log_prob(action[keep])  # only unsaturated rows, so inside the support
@@ -142,10 +143,13 @@ EXTREME = st.sampled_from([1e6, -1e6, 1e30, -1e30, 0.0, 1.0])
 def extreme_observations(draw):
     obs_dim = draw(st.integers(1, 8))
     rows = draw(st.integers(1, 4))
-    values = draw(st.lists(
-        st.one_of(EXTREME, st.floats(-1e30, 1e30).map(lambda x: float(np.float32(x)))),
-        min_size=obs_dim * rows, max_size=obs_dim * rows,
-    ))
+    values = draw(
+        st.lists(
+            st.one_of(EXTREME, st.floats(-1e30, 1e30).map(lambda x: float(np.float32(x)))),
+            min_size=obs_dim * rows,
+            max_size=obs_dim * rows,
+        )
+    )
     return obs_dim, torch.tensor(values, dtype=torch.float32).reshape(rows, obs_dim)
 
 
@@ -154,9 +158,7 @@ def extreme_observations(draw):
 def test_policy_outputs_are_finite_for_extreme_observations(obs_case, act_dim, seed):
     obs_dim, obs = obs_case
     torch.manual_seed(seed)
-    policy = TanhGaussianPolicy(
-        obs_dim, act_dim, hidden_sizes=(64, 64), action_low=-2.0, action_high=3.0
-    )
+    policy = TanhGaussianPolicy(obs_dim, act_dim, hidden_sizes=(64, 64), action_low=-2.0, action_high=3.0)
     for deterministic in (False, True):
         action, log_prob = policy(obs, deterministic=deterministic)
         assert _all_finite(action, log_prob), (deterministic, obs, action, log_prob)

@@ -10,6 +10,7 @@ The commands run as written except for three things a test must change:
 
 A README edit that breaks a command, renames a flag or moves a run dir fails this test.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,14 +23,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from test_cli import BIN, REPO, _env, ok, saved, scalars
 
 README = (REPO / "README.md").read_text()
 TINY = {
-    "total_steps": "300", "agent.learning_starts": "100", "agent.batch_size": "32",
-    "eval.every_steps": "150", "eval.episodes": "1", "log.every_steps": "100",
-    "log.progress": "none", "torch_threads": "1",
+    "total_steps": "300",
+    "agent.learning_starts": "100",
+    "agent.batch_size": "32",
+    "eval.every_steps": "150",
+    "eval.episodes": "1",
+    "log.every_steps": "100",
+    "log.progress": "none",
+    "torch_threads": "1",
 }
 RESUME_TOTAL = "600"
 
@@ -65,19 +70,29 @@ def _newest(pattern: str, cwd: Path) -> Path:
 
 def _fill(command: str, cwd: Path) -> str:
     """Replace the placeholders with what the earlier commands created."""
-    command = re.sub(r"runs/([\w.-]+)/multirun-<time>",
-                     lambda m: str(_newest(f"runs/{m.group(1)}/multirun-*", cwd).relative_to(cwd)),
-                     command)
-    command = re.sub(r"runs/([\w.-]+)/<time>",
-                     lambda m: str(_newest(f"runs/{m.group(1)}/20*", cwd).relative_to(cwd)),
-                     command)
+    command = re.sub(
+        r"runs/([\w.-]+)/multirun-<time>",
+        lambda m: str(_newest(f"runs/{m.group(1)}/multirun-*", cwd).relative_to(cwd)),
+        command,
+    )
+    command = re.sub(
+        r"runs/([\w.-]+)/<time>",
+        lambda m: str(_newest(f"runs/{m.group(1)}/20*", cwd).relative_to(cwd)),
+        command,
+    )
     return command.replace("<yours>", "gpu_partition")
 
 
 def _tensorboard_tags(cwd: Path, logdir: str) -> set[str]:
     """Serve `logdir` like the README does and read the scalar tags over HTTP."""
-    tb = subprocess.Popen([str(BIN / "tensorboard"), "--logdir", logdir, "--port", "0"], cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    tb = subprocess.Popen(
+        [str(BIN / "tensorboard"), "--logdir", logdir, "--port", "0"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
     try:
         url = None
         for line in tb.stdout:  # "TensorBoard 2.x at http://localhost:PORT/ (Press CTRL+C to quit)"
@@ -114,8 +129,7 @@ def test_quick_tour_runs_as_written(tmp_path):
             # no cluster: compose the same command and check what would be submitted
             argv = [a for a in args[1:] if a != "-m"]
             argv = [re.sub(r"^seed=.*", "seed=0", a) for a in argv]
-            out = ok([str(BIN / prog), *argv, "--cfg", "hydra", "-p", "hydra.launcher"],
-                       tmp_path).stdout
+            out = ok([str(BIN / prog), *argv, "--cfg", "hydra", "-p", "hydra.launcher"], tmp_path).stdout
             assert "SlurmLauncher" in out and "partition: gpu_partition" in out
             assert "timeout_min: 600" in out and "max_num_timeout: 5" in out
         elif prog == "rl-repara-train":

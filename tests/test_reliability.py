@@ -1,6 +1,7 @@
 """Nothing is lost under faults: non-finite env data, diverging losses, kill -9 during a
 checkpoint write, corrupt or foreign checkpoint files, two trainers on one run dir, a full or
 unwritable disk. Errors are checked by the text the user reads."""
+
 from __future__ import annotations
 
 import errno
@@ -17,17 +18,21 @@ import time
 import zlib
 from pathlib import Path
 
+import helpers_envs as H
 import numpy as np
 import pytest
 import torch
 
-import helpers_envs as H
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, load_policy, train
 from rl_repara import checkpoint_writer as writer_module
 from rl_repara.checkpoint import RunDirLock, find_checkpoint, load_checkpoint, save_atomic
 from rl_repara.config import CheckpointConfig, LogConfig
 from rl_repara.errors import (
-    CheckpointError, CheckpointWriteError, ConfigError, EnvError, TrainingDiverged,
+    CheckpointError,
+    CheckpointWriteError,
+    ConfigError,
+    EnvError,
+    TrainingDiverged,
 )
 from rl_repara.sac import SAC
 from rl_repara.signals import StopSignals
@@ -50,10 +55,14 @@ def _config(run_dir: Path, env: str = "Counting", total: int = 200, **kw) -> Tra
     agent = dict(learning_starts=100, hidden_sizes=[16], batch_size=16)
     agent.update(kw.pop("agent", {}))
     return TrainConfig(
-        env=EnvConfig(id=env_id, kwargs=env_kwargs), total_steps=total, run_dir=str(run_dir),
-        torch_threads=1, agent=SACConfig(**agent),
+        env=EnvConfig(id=env_id, kwargs=env_kwargs),
+        total_steps=total,
+        run_dir=str(run_dir),
+        torch_threads=1,
+        agent=SACConfig(**agent),
         eval=kw.pop("eval", EvalConfig(every_steps=0)),
-        log=kw.pop("log", LogConfig(progress="none", every_steps=50)), **kw,
+        log=kw.pop("log", LogConfig(progress="none", every_steps=50)),
+        **kw,
     )
 
 
@@ -63,15 +72,23 @@ def _fingerprint(path: Path) -> tuple[str, int]:
 
 def _all_finite(state: dict) -> bool:
     sac = state["sac"]
-    tensors = [*sac["policy"].values(), *sac["critics"].values(), *sac["target_critics"].values(),
-               sac["log_alpha"]]
+    tensors = [
+        *sac["policy"].values(),
+        *sac["critics"].values(),
+        *sac["target_critics"].values(),
+        sac["log_alpha"],
+    ]
     return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
 # ----------------------------------------------------------------------- non-finite env data
-@pytest.mark.parametrize("env, field, step", [
-    ("NanObs", "observation", 57), ("InfReward", "reward", 63),
-])
+@pytest.mark.parametrize(
+    "env, field, step",
+    [
+        ("NanObs", "observation", 57),
+        ("InfReward", "reward", 63),
+    ],
+)
 def test_nonfinite_env_data_stops_training_naming_the_step_and_field(tmp_path, env, field, step):
     with pytest.raises(EnvError) as info:
         train(_config(tmp_path, env))
@@ -90,9 +107,15 @@ def test_skip_drops_nonfinite_transitions_and_keeps_training(tmp_path, nan_at, n
     a NaN action. Transitions are told apart by ``obs[2] = t``, the env's step count."""
     bad_obs, bad_reward = {nan_at}, {63, 150}
     total = 200 * num_envs
-    result = train(_config(tmp_path, total=total, num_envs=num_envs, on_nonfinite="skip",
-                           env_kwargs={"nan_obs_at": sorted(bad_obs),
-                                       "inf_reward_at": sorted(bad_reward)}))
+    result = train(
+        _config(
+            tmp_path,
+            total=total,
+            num_envs=num_envs,
+            on_nonfinite="skip",
+            env_kwargs={"nan_obs_at": sorted(bad_obs), "inf_reward_at": sorted(bad_reward)},
+        )
+    )
     assert result.global_step == total
     state = load_checkpoint(find_checkpoint(tmp_path))
     data = {k: v[: state["buffer"]["size"]] for k, v in state["buffer"]["data"].items()}
@@ -137,8 +160,7 @@ def _assert_last_good_checkpoint_intact(run_dir: Path, saves, steps: list[int]) 
     assert _all_finite(state)
 
 
-def test_nonfinite_loss_stops_with_training_diverged_and_keeps_the_checkpoint(tmp_path,
-                                                                              monkeypatch):
+def test_nonfinite_loss_stops_with_training_diverged_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     """Rewards of 1e38 from step 250 on are finite in float32, but the squared TD error is
     not: the loss goes non-finite. The run stops with TrainingDiverged naming last.pt (written
     at step 200), which is left byte for byte as it was and still loads with finite weights."""
@@ -173,19 +195,22 @@ def test_checkpoint_guard_refuses_to_overwrite_with_nonfinite_weights(tmp_path, 
     cause is gone."""
     saves = _spy_saves(monkeypatch)
     _poison_after(monkeypatch, 201, "critics")
-    cfg = _config(tmp_path, "Lenient", total=400, checkpoint=CheckpointConfig(every_steps=100),
-                  log=LogConfig(progress="none", every_steps=10_000))
+    cfg = _config(
+        tmp_path,
+        "Lenient",
+        total=400,
+        checkpoint=CheckpointConfig(every_steps=100),
+        log=LogConfig(progress="none", every_steps=10_000),
+    )
     with pytest.raises(TrainingDiverged) as info:
         train(cfg)
     last = tmp_path / "checkpoints" / "last.pt"
     assert str(info.value) == (
-        f"the weights are non-finite at env step 300; not overwriting the last good "
-        f"checkpoint ({last})."
+        f"the weights are non-finite at env step 300; not overwriting the last good checkpoint ({last})."
     )
     _assert_last_good_checkpoint_intact(tmp_path, saves, [100, 200])
     monkeypatch.undo()
-    result = train(TrainConfig(resume=str(tmp_path), total_steps=400,
-                               log=LogConfig(progress="none")))
+    result = train(TrainConfig(resume=str(tmp_path), total_steps=400, log=LogConfig(progress="none")))
     assert result.global_step == 400
     assert _all_finite(load_checkpoint(last))
 
@@ -238,7 +263,9 @@ def test_kill_9_during_checkpoint_writes_leaves_a_complete_checkpoint(tmp_path):
         stale = temp_files()  # left by earlier kills
         proc = subprocess.Popen(
             [sys.executable, "-c", _WRITER, str(path), str(24 * 2**20), str(next_i)],
-            stdout=subprocess.PIPE, text=True, cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
         )
         assert proc.stdout.readline().strip() == str(next_i), "writer did not start"
         if round_ % 2 == 0:
@@ -281,8 +308,14 @@ FOREIGN = {
 }
 UNREADABLE = "is not a readable rl_repara checkpoint (truncated or corrupt?)"
 NO_MARKER = "is not an rl_repara checkpoint (no 'rl_repara-checkpoint-v1' marker)"
-EXPECTED = {"truncated": UNREADABLE, "empty": UNREADABLE, "random-bytes": UNREADABLE,
-            "text": UNREADABLE, "plain-torch-dict": NO_MARKER, "plain-torch-tensor": NO_MARKER}
+EXPECTED = {
+    "truncated": UNREADABLE,
+    "empty": UNREADABLE,
+    "random-bytes": UNREADABLE,
+    "text": UNREADABLE,
+    "plain-torch-dict": NO_MARKER,
+    "plain-torch-tensor": NO_MARKER,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(FOREIGN))
@@ -315,8 +348,11 @@ def test_resume_from_any_path_find_checkpoint_accepts_continues_the_same_run(tmp
     of them continues the run in its own run dir (not in checkpoints/ or at the file's path)."""
     run = tmp_path / "run"
     train(_config(run, total=100))
-    path = {"run dir": run, "checkpoints dir": run / "checkpoints",
-            "checkpoint file": run / "checkpoints" / "last.pt"}[given]
+    path = {
+        "run dir": run,
+        "checkpoints dir": run / "checkpoints",
+        "checkpoint file": run / "checkpoints" / "last.pt",
+    }[given]
     result = train(TrainConfig(resume=str(path), total_steps=150, log=LogConfig(progress="none")))
     assert result.run_dir == run and result.global_step == 150
     assert load_checkpoint(run / "checkpoints" / "last.pt")["counters"]["global_step"] == 150
@@ -362,16 +398,14 @@ def test_a_running_trainer_locks_its_run_dir_and_kill_9_loses_nothing(tmp_path):
         assert last.exists(), "the trainer wrote no checkpoint"
         in_use = re.escape(f"in use by another trainer (pid {proc.pid})")
         with pytest.raises(ConfigError, match=in_use):
-            train(TrainConfig(resume=str(tmp_path), total_steps=10**7,
-                              log=LogConfig(progress="none")))
+            train(TrainConfig(resume=str(tmp_path), total_steps=10**7, log=LogConfig(progress="none")))
         time.sleep(0.2)
     finally:
         proc.kill()
         proc.wait()
     step = load_checkpoint(find_checkpoint(tmp_path))["counters"]["global_step"]
     assert step > 0 and step % 100 == 0
-    result = train(TrainConfig(resume=str(tmp_path), total_steps=step + 50,
-                               log=LogConfig(progress="none")))
+    result = train(TrainConfig(resume=str(tmp_path), total_steps=step + 50, log=LogConfig(progress="none")))
     assert result.global_step == step + 50
 
 
@@ -392,9 +426,7 @@ def test_save_atomic_on_a_full_disk_names_the_path_and_keeps_the_old_file(tmp_pa
             m.setattr(torch if target == "save" else os, target, _enospc)
             with pytest.raises(CheckpointWriteError) as info:
                 save_atomic({"v": 3}, path)
-        assert str(info.value) == (
-            f"could not write checkpoint {path}: [Errno 28] No space left on device"
-        )
+        assert str(info.value) == (f"could not write checkpoint {path}: [Errno 28] No space left on device")
         assert path.read_bytes() == before
         assert sorted(p.name for p in tmp_path.iterdir()) == ["last.prev.pt", "last.pt"]
         assert load_checkpoint(path.with_suffix(".prev.pt"))["v"] in (1, 2)
@@ -403,7 +435,8 @@ def test_save_atomic_on_a_full_disk_names_the_path_and_keeps_the_old_file(tmp_pa
 
 @pytest.mark.parametrize("progress", ["plain", "none"])
 def test_a_failed_periodic_checkpoint_warns_and_training_goes_on(
-        tmp_path, monkeypatch, capsys, recwarn, progress):
+    tmp_path, monkeypatch, capsys, recwarn, progress
+):
     """The first two periodic writes hit a full disk; the run warns (naming last.pt) whatever
     the progress mode, keeps training, and the final checkpoint is complete."""
     real, calls = torch.save, []
@@ -415,8 +448,12 @@ def test_a_failed_periodic_checkpoint_warns_and_training_goes_on(
         return real(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", flaky_save)
-    cfg = _config(tmp_path, total=300, checkpoint=CheckpointConfig(every_steps=100),
-                  log=LogConfig(progress=progress, every_steps=50))
+    cfg = _config(
+        tmp_path,
+        total=300,
+        checkpoint=CheckpointConfig(every_steps=100),
+        log=LogConfig(progress=progress, every_steps=50),
+    )
     assert train(cfg).global_step == 300
     assert calls[:3] == [100, 200, 300] and set(calls[3:]) <= {300}
     out = capsys.readouterr()
@@ -427,8 +464,7 @@ def test_a_failed_periodic_checkpoint_warns_and_training_goes_on(
 
 
 @pytest.mark.parametrize("eval_every", [0, 100], ids=["no-eval", "with-eval"])
-def test_an_unwritable_checkpoint_dir_saves_the_state_to_a_rescue_file(tmp_path, monkeypatch,
-                                                                        eval_every):
+def test_an_unwritable_checkpoint_dir_saves_the_state_to_a_rescue_file(tmp_path, monkeypatch, eval_every):
     """``checkpoints`` is a file, so nothing can be written under it (a root-proof stand-in
     for a read-only dir). Training still runs to the end (eval's best.pt included), then
     fails with a CheckpointWriteError that names the rescue file, which holds the final state."""
@@ -437,9 +473,13 @@ def test_an_unwritable_checkpoint_dir_saves_the_state_to_a_rescue_file(tmp_path,
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoints").write_text("not a dir")
-    cfg = _config(run, total=200, checkpoint=CheckpointConfig(every_steps=100),
-                  eval=EvalConfig(every_steps=eval_every, episodes=1),
-                  env_kwargs={"episode_len": 50})
+    cfg = _config(
+        run,
+        total=200,
+        checkpoint=CheckpointConfig(every_steps=100),
+        eval=EvalConfig(every_steps=eval_every, episodes=1),
+        env_kwargs={"episode_len": 50},
+    )
     with pytest.raises(CheckpointWriteError) as info:
         train(cfg)
     msg = str(info.value)
@@ -476,8 +516,7 @@ def test_preemption_signal_checkpoints_before_the_schedulers_handler_runs(tmp_pa
         signal.signal(signal.SIGUSR2, old)
     assert seen == [(signal.SIGUSR2, 151)]
     # the requeued job: the same run dir resumes at step 151 and finishes
-    result = train(TrainConfig(resume=str(tmp_path), total_steps=400,
-                               log=LogConfig(progress="none")))
+    result = train(TrainConfig(resume=str(tmp_path), total_steps=400, log=LogConfig(progress="none")))
     assert result.global_step == 400 and not result.interrupted
 
 
