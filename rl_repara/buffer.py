@@ -36,12 +36,7 @@ class ReplayBuffer:
     """
 
     def __init__(
-        self,
-        capacity: int,
-        obs_dim: int,
-        act_dim: int,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
+        self, capacity: int, obs_dim: int, act_dim: int, device: str | torch.device = "cpu", seed: int = 0
     ) -> None:
         if capacity < 1:
             raise ValueError(f"ReplayBuffer capacity must be >= 1; got {capacity}.")

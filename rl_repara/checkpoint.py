@@ -20,6 +20,7 @@ __all__ = [
     "RunDirLock",
     "load_latest",
     "remove_stale_temp_files",
+    "check_fresh_run_dir",
 ]
 
 FORMAT = "rl_repara-checkpoint-v1"
@@ -143,6 +144,15 @@ def remove_stale_temp_files(ckpt_dir: str | Path) -> None:
             pass
 
 
+def check_fresh_run_dir(run_dir: str | Path) -> None:
+    """A fresh run refuses a run dir that holds a checkpoint (it would overwrite a run)."""
+    if (Path(run_dir) / "checkpoints" / "last.pt").exists():
+        raise ConfigError(
+            f"run dir {run_dir} already holds a checkpoint; continue it with "
+            f"resume={run_dir}, or choose another run dir."
+        )
+
+
 class RunDirLock:
     """An exclusive, non-blocking ``flock`` on ``<run_dir>/.lock`` for the trainer's lifetime.
 
@@ -159,7 +169,10 @@ class RunDirLock:
             import fcntl
         except ImportError:  # not POSIX: no locking
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create run dir {self.path.parent}: {exc}") from None
         f = open(self.path, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

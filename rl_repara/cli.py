@@ -24,14 +24,14 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Optional
 
 import numpy as np
 from omegaconf import DictConfig
 
 from .checkpoint import find_checkpoint, load_latest
 from .cli_config import EvalCliConfig, config_dir, to_object
-from .cli_errors import describe, print_error
+from .cli_errors import JobFailed, in_sweep_worker, job_error, run_cli
 from .config import TrainConfig
 from .device import resolve_device
 from .envs import make_env
@@ -43,58 +43,6 @@ from .sac import check_cudagraphs
 from .trainer import TrainResult, train
 
 __all__ = ["train_main", "eval_main"]
-
-_FULL_ERROR = "_RL_REPARA_FULL_ERROR"  # the user's HYDRA_FULL_ERROR, seen by sweep workers too
-_MAIN_PID = "_RL_REPARA_MAIN_PID"  # the process that parsed the command line
-
-
-class JobFailed(Exception):
-    """One job of a sweep failed; its message was printed. Hydra collects it like any error."""
-
-
-def _run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
-    """Run a Hydra main; Hydra re-raises its errors (HYDRA_FULL_ERROR) and we print them as
-    one line, unless the user asked for the full trace."""
-    os.environ[_MAIN_PID] = str(os.getpid())  # inherited by sweep workers
-    full = os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
-    os.environ[_FULL_ERROR] = "1" if full else "0"
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        hydra_main()
-    except BrokenPipeError:  # output piped into `head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
-    except KeyboardInterrupt:  # a second Ctrl-C: the trainer stops without a checkpoint
-        if full:
-            raise
-        print_error(prog, "interrupted")
-        sys.exit(130)
-    except JobFailed as exc:
-        if full:
-            raise
-        print_error(prog, f"a sweep job failed: {exc}")
-        sys.exit(1)
-    except Exception as exc:
-        described = describe(exc, schema)
-        if full or described is None:
-            raise
-        print_error(prog, described[0])
-        sys.exit(described[1])
-
-
-def _job_error(prog: str, exc: RLReparaError, hc: Any) -> NoReturn:
-    """In a job: one line and exit (one run), or one line and ``JobFailed`` (a sweep job,
-    so the other jobs go on and Hydra reports the failure)."""
-    from hydra.types import RunMode
-
-    if os.environ.get(_FULL_ERROR) == "1":
-        raise exc
-    if hc.mode == RunMode.MULTIRUN:
-        message = f"job {hc.job.num} ({hc.runtime.output_dir}): {exc}"
-        print_error(prog, message)
-        raise JobFailed(message) from None
-    print_error(prog, str(exc))
-    raise SystemExit(exc.exit_code)
 
 
 # --------------------------------------------------------------------------------- training
@@ -133,11 +81,6 @@ def _resume_point(config: TrainConfig, resume_dir: Path, hc: Any, auto: bool) ->
     return point
 
 
-def _in_sweep_worker() -> bool:
-    """True in a job that a launcher started in another process (joblib, submitit)."""
-    return os.environ.get(_MAIN_PID, str(os.getpid())) != str(os.getpid())
-
-
 def _remove_unused_run_dir(run_dir: Path) -> None:
     """A fresh run that failed before training leaves only Hydra's files: remove the dir
     (and its parent, ``runs/<env id>``, when that is left empty)."""
@@ -159,7 +102,7 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         raise ConfigError("the run dir is Hydra's output dir: choose it with hydra.run.dir=DIR.")
     run_dir = Path(hc.runtime.output_dir)
     config.run_dir = str(run_dir)
-    if _in_sweep_worker() and config.torch_threads == 0 and "SLURM_JOB_ID" not in os.environ:
+    if in_sweep_worker() and config.torch_threads == 0 and "SLURM_JOB_ID" not in os.environ:
         config.torch_threads = 1  # parallel local jobs: one thread each is fastest
     resume_dir = Path(config.resume) if config.resume else None
     auto = resume_dir is None and (run_dir / "checkpoints").is_dir()
@@ -204,7 +147,7 @@ def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[fl
     from hydra.types import RunMode
 
     if result.interrupted:
-        if hc.mode == RunMode.MULTIRUN and _in_sweep_worker():
+        if hc.mode == RunMode.MULTIRUN and in_sweep_worker():
             raise JobFailed(f"job {hc.job.num} was stopped; resume with resume={result.run_dir}")
         signum = getattr(result, "signum", None)  # 128 + signal, the shell's convention
         raise SystemExit(128 + signum if signum else 1)
@@ -241,7 +184,7 @@ def _train_job(cfg: DictConfig) -> Optional[float]:
     except RLReparaError as exc:
         if isinstance(exc, ConfigError):
             _remove_unused_run_dir(Path(hc.runtime.output_dir))
-        _job_error("rl-repara-train", exc, hc)
+        job_error("rl-repara-train", exc, hc)
 
 
 # ------------------------------------------------------------------------------- evaluation
@@ -295,7 +238,7 @@ def _eval_job(cfg: DictConfig) -> Optional[tuple[float, float]]:
     try:
         return _evaluate(cfg)
     except RLReparaError as exc:
-        _job_error("rl-repara-eval", exc, hc)
+        job_error("rl-repara-eval", exc, hc)
 
 
 # ------------------------------------------------------------------------------ entry points
@@ -304,7 +247,7 @@ def train_main() -> None:
     import hydra
 
     main = hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
-    _run_cli("rl-repara-train", TrainConfig, main(_train_job))
+    run_cli("rl-repara-train", TrainConfig, main(_train_job))
 
 
 def eval_main() -> None:
@@ -312,4 +255,4 @@ def eval_main() -> None:
     import hydra
 
     main = hydra.main(config_path=config_dir(), config_name="eval", version_base="1.3")
-    _run_cli("rl-repara-eval", EvalCliConfig, main(_eval_job))
+    run_cli("rl-repara-eval", EvalCliConfig, main(_eval_job))

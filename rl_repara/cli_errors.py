@@ -1,23 +1,28 @@
-"""How the command line reports a mistake: one line naming the problem and the fix, and an
-exit code (2 for a user mistake, 1 for a run-time fault; ``errors.RLReparaError.exit_code``)."""
+"""How a command runs and reports a mistake: one line naming the problem and the fix, and an
+exit code (2 for a user mistake, 1 for a run-time fault; ``errors.RLReparaError.exit_code``),
+in the main process and in a sweep's jobs alike."""
 
 from __future__ import annotations
 
 import difflib
+import os
 import sys
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 from omegaconf import OmegaConf
-from omegaconf.errors import (
-    ConfigAttributeError,
-    ConfigKeyError,
-    OmegaConfBaseException,
-    ValidationError,
-)
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from .errors import RLReparaError
 
-__all__ = ["describe", "omegaconf_message", "print_error"]
+__all__ = [
+    "JobFailed",
+    "describe",
+    "omegaconf_message",
+    "print_error",
+    "run_cli",
+    "job_error",
+    "in_sweep_worker",
+]
 
 # names other libraries use (SB3, CleanRL) for our keys
 _ALIASES = {
@@ -92,3 +97,61 @@ def describe(exc: BaseException, schema: type) -> Optional[tuple[str, int]]:
 
 def print_error(prog: str, message: str) -> None:
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+
+
+_FULL_ERROR = "_RL_REPARA_FULL_ERROR"  # the user's HYDRA_FULL_ERROR, seen by sweep workers too
+_MAIN_PID = "_RL_REPARA_MAIN_PID"  # the process that parsed the command line
+
+
+class JobFailed(Exception):
+    """One job of a sweep failed; its message was printed. Hydra collects it like any error."""
+
+
+def run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
+    """Run a Hydra main; Hydra re-raises its errors (HYDRA_FULL_ERROR) and we print them as
+    one line, unless the user asked for the full trace."""
+    os.environ[_MAIN_PID] = str(os.getpid())  # inherited by sweep workers
+    full = os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+    os.environ[_FULL_ERROR] = "1" if full else "0"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra_main()
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:  # a second Ctrl-C: the trainer stops without a checkpoint
+        if full:
+            raise
+        print_error(prog, "interrupted")
+        sys.exit(130)
+    except JobFailed as exc:
+        if full:
+            raise
+        print_error(prog, f"a sweep job failed: {exc}")
+        sys.exit(1)
+    except Exception as exc:
+        described = describe(exc, schema)
+        if full or described is None:
+            raise
+        print_error(prog, described[0])
+        sys.exit(described[1])
+
+
+def job_error(prog: str, exc: RLReparaError, hc: Any) -> NoReturn:
+    """In a job: one line and exit (one run), or one line and ``JobFailed`` (a sweep job,
+    so the other jobs go on and Hydra reports the failure)."""
+    from hydra.types import RunMode
+
+    if os.environ.get(_FULL_ERROR) == "1":
+        raise exc
+    if hc.mode == RunMode.MULTIRUN:
+        message = f"job {hc.job.num} ({hc.runtime.output_dir}): {exc}"
+        print_error(prog, message)
+        raise JobFailed(message) from None
+    print_error(prog, str(exc))
+    raise SystemExit(exc.exit_code)
+
+
+def in_sweep_worker() -> bool:
+    """True in a job that a launcher started in another process (joblib, submitit)."""
+    return os.environ.get(_MAIN_PID, str(os.getpid())) != str(os.getpid())

@@ -23,11 +23,7 @@ class QEnsemble(nn.Module):
     """
 
     def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        num_critics: int = 2,
-        hidden_sizes: Sequence[int] = (256, 256),
+        self, obs_dim: int, act_dim: int, num_critics: int = 2, hidden_sizes: Sequence[int] = (256, 256)
     ) -> None:
         super().__init__()
         if num_critics < 1:

@@ -166,11 +166,7 @@ class TanhNormal(Distribution):
         """The same distribution broadcast to a larger ``batch_shape``."""
         shape = torch.Size(batch_shape) + self.event_shape
         return TanhNormal(
-            self.loc.expand(shape),
-            self.scale.expand(shape),
-            self.low,
-            self.high,
-            validate_args=False,
+            self.loc.expand(shape), self.scale.expand(shape), self.low, self.high, validate_args=False
         )
 
     def __repr__(self) -> str:

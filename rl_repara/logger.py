@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -59,14 +58,15 @@ class Progress:
     def __init__(self, total: int, initial: int, mode: str = "auto") -> None:
         if mode == "auto":
             mode = "bar" if sys.stdout.isatty() else "plain"
-        self.mode, self.total, self._last_plain = mode, total, time.monotonic()
+        self.mode, self.total = mode, total
         self.bar = None
         if mode == "bar":
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
-    def update(self, step: int, n: int, stats: Mapping[str, float]) -> None:
+    def update(self, n: int, stats: Mapping[str, float]) -> None:
+        """Advance the bar by ``n`` env steps and show ``stats`` beside it."""
         if self.bar is not None:
             self.bar.update(n)
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items()}, refresh=False)

@@ -10,14 +10,7 @@ from .buffer import Batch
 from .critics import QEnsemble
 from .policies import TanhGaussianPolicy
 
-__all__ = [
-    "Info",
-    "critic_loss",
-    "actor_loss",
-    "alpha_loss",
-    "polyak_update",
-    "default_target_entropy",
-]
+__all__ = ["Info", "critic_loss", "actor_loss", "alpha_loss", "polyak_update", "default_target_entropy"]
 
 Info = dict[str, torch.Tensor]
 

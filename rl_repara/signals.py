@@ -31,7 +31,7 @@ class StopSignals:
         self._old: dict[int, Any] = {}
         self._preempt = preempt_signal()
 
-    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
+    def handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         if self.signum is None:
@@ -42,7 +42,7 @@ class StopSignals:
             if sig is None or (sig == self._preempt and not callable(signal.getsignal(sig))):
                 continue
             try:
-                self._old[sig] = signal.signal(sig, self._handler)
+                self._old[sig] = signal.signal(sig, self.handle)
             except ValueError:  # not the main thread: leave the handlers alone
                 pass
         return self

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from .buffer import ReplayBuffer
-from .checkpoint import RunDirLock, remove_stale_temp_files
+from .checkpoint import RunDirLock, check_fresh_run_dir, remove_stale_temp_files
 from .checkpoint_writer import CheckpointWriter
 from .collector import Collector
 from .config import TrainConfig
 from .device import resolve_device
 from .envs import make_env
-from .errors import ConfigError, TrainingDiverged
+from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
 from .logger import LOSS_TAGS, Logger, Progress
 from .policies import TanhGaussianPolicy
@@ -239,7 +239,7 @@ class Trainer:
                     self.log_losses(sps, progress)
                 if self.eval_env is not None and _crossed(before, after, cfg.eval.every_steps):
                     self.evaluate(progress)
-                progress.update(after, after - before, self.bar_stats())
+                progress.update(after - before, self.bar_stats())
                 if _crossed(before, after, cfg.checkpoint.every_steps):
                     self.checkpoints.write_periodic(self.state_dict, after)
             interrupted = stop.signum is not None
@@ -297,17 +297,10 @@ def train(config: TrainConfig) -> TrainResult:
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create run dir {run_dir}: {exc}") from None
-    with StopSignals() as stop, RunDirLock(run_dir):
+    with StopSignals() as stop, RunDirLock(run_dir):  # the lock makes the dir
         remove_stale_temp_files(run_dir / "checkpoints")
-        if state is None and (run_dir / "checkpoints" / "last.pt").exists():
-            raise ConfigError(
-                f"run dir {run_dir} already holds a checkpoint; continue it with "
-                f"resume={run_dir}, or choose another run dir."
-            )
+        if state is None:
+            check_fresh_run_dir(run_dir)
         seed_everything(config.seed)  # before any network is built
         trainer = Trainer(config, run_dir, device)
         try:

@@ -50,13 +50,13 @@ class CountingEnv(gym.Env):
         self.signal_at = signal_at
         self.t, self.ep_t = 0, 0
 
-    def _obs(self) -> np.ndarray:
+    def observe(self) -> np.ndarray:
         return np.array([np.sin(self.t), np.cos(self.t), self.t], dtype=np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.ep_t = 0
-        return self._obs(), {}
+        return self.observe(), {}
 
     def step(self, action):
         if self.check_action:
@@ -65,7 +65,7 @@ class CountingEnv(gym.Env):
         self.t, self.ep_t = self.t + 1, self.ep_t + 1
         if s == self.signal_at:
             os.kill(os.getpid(), signal.SIGUSR2)
-        obs = self._obs()
+        obs = self.observe()
         reward = -float(np.sum(np.square(action)))
         if s in self.nan_obs_at:
             obs[0] = np.nan
@@ -112,7 +112,7 @@ class DictObsEnv(CountingEnv):
             }
         )
 
-    def _obs(self) -> dict[str, Any]:
+    def observe(self) -> dict[str, Any]:
         return {
             "pos": np.array([np.sin(self.t), np.cos(self.t)], dtype=np.float32),
             "t": np.array([self.t], dtype=np.float32),
@@ -126,13 +126,10 @@ class TupleObsEnv(CountingEnv):
     def __init__(self) -> None:
         super().__init__()
         self.observation_space = spaces.Tuple(
-            (
-                spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
-                spaces.Discrete(4),
-            )
+            (spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32), spaces.Discrete(4))
         )
 
-    def _obs(self) -> tuple:
+    def observe(self) -> tuple:
         return np.array([np.sin(self.t), np.cos(self.t)], dtype=np.float32), self.t % 4
 
 
@@ -143,7 +140,7 @@ class Float64ObsEnv(CountingEnv):
         super().__init__()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float64)
 
-    def _obs(self) -> np.ndarray:
+    def observe(self) -> np.ndarray:
         return np.array([np.sin(self.t), 1.0 / 3.0, self.t], dtype=np.float64)
 
 
@@ -154,7 +151,7 @@ class IntObsEnv(CountingEnv):
         super().__init__()
         self.observation_space = spaces.Box(0, 1000, shape=(3,), dtype=np.int64)
 
-    def _obs(self) -> np.ndarray:
+    def observe(self) -> np.ndarray:
         return np.array([self.t % 7, 5, self.t], dtype=np.int64)
 
 
@@ -165,7 +162,7 @@ class DiscreteObsEnv(CountingEnv):
         super().__init__()
         self.observation_space = spaces.Discrete(5)
 
-    def _obs(self) -> int:
+    def observe(self) -> int:
         return self.t % 5
 
 
@@ -176,8 +173,8 @@ class MatrixObsEnv(CountingEnv):
         super().__init__()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2, 3), dtype=np.float32)
 
-    def _obs(self) -> np.ndarray:
-        row = super()._obs()
+    def observe(self) -> np.ndarray:
+        row = super().observe()
         return np.stack([row, 2 * row])
 
 
@@ -189,8 +186,8 @@ class WrongShapeObsEnv(CountingEnv):
         super().__init__()
         self.bad_at = bad_at
 
-    def _obs(self) -> np.ndarray:
-        obs = super()._obs()
+    def observe(self) -> np.ndarray:
+        obs = super().observe()
         if self.bad_at < 0 or self.t > self.bad_at:
             return np.append(obs, 0.0).astype(np.float32)
         return obs
@@ -203,8 +200,8 @@ class WrongDtypeObsEnv(CountingEnv):
         super().__init__()
         self.bad_at = bad_at
 
-    def _obs(self) -> np.ndarray:
-        obs = super()._obs()
+    def observe(self) -> np.ndarray:
+        obs = super().observe()
         return np.array(["a", "b", "c"]) if self.t > self.bad_at else obs
 
 

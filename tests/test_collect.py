@@ -27,18 +27,18 @@ class CountdownEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.episode, self.t, self.k = -1, 0, 0
 
-    def _obs(self) -> np.ndarray:
+    def observe(self) -> np.ndarray:
         return np.array([self.t, self.episode, self.k], dtype=np.float32)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.episode, self.t = self.episode + 1, 0
         self.k = int(self.np_random.integers(2, 7))
-        return self._obs(), {}
+        return self.observe(), {}
 
     def step(self, action):
         self.t += 1
-        return self._obs(), float(self.t), self.t >= self.k, False, {}
+        return self.observe(), float(self.t), self.t >= self.k, False, {}
 
 
 if COUNTDOWN_ID not in gym.registry:

@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.polynomial.hermite_e import hermegauss
-from torch.distributions import (
-    AffineTransform,
-    Independent,
-    Normal,
-    TanhTransform,
-    TransformedDistribution,
-)
+from torch.distributions import AffineTransform, Independent, Normal, TanhTransform, TransformedDistribution
 
 from rl_repara import TanhNormal
 from rl_repara.distributions import log_one_minus_tanh_sq

@@ -92,14 +92,14 @@ def test_float64_and_integer_observations_become_float32(tmp_path, name):
     obs, _ = env.reset(seed=0)
     for _ in range(3):
         raw.t = int(obs[2])
-        np.testing.assert_array_equal(obs, raw._obs().astype(np.float32))
+        np.testing.assert_array_equal(obs, raw.observe().astype(np.float32))
         assert obs.dtype == np.float32
         obs, *_ = env.step(np.zeros(1, dtype=np.float32))
     state = _train(tmp_path, env_id)
     stored = _stored(state, "obs")
     for row in stored[::17]:
         raw.t = int(row[2])
-        np.testing.assert_array_equal(row, raw._obs().astype(np.float32))
+        np.testing.assert_array_equal(row, raw.observe().astype(np.float32))
 
 
 def test_a_matrix_observation_is_flattened_row_by_row():
@@ -155,11 +155,7 @@ def test_saturated_policy_actions_stay_inside_asymmetric_bounds(sign):
 
 @pytest.mark.parametrize(
     "name, kind",
-    [
-        ("DiscreteAct", "Discrete"),
-        ("MultiDiscreteAct", "MultiDiscrete"),
-        ("MultiBinaryAct", "MultiBinary"),
-    ],
+    [("DiscreteAct", "Discrete"), ("MultiDiscreteAct", "MultiDiscrete"), ("MultiBinaryAct", "MultiBinary")],
 )
 def test_non_box_action_spaces_are_config_errors(tmp_path, name, kind):
     env_id = H.env_id(name)

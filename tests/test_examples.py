@@ -13,10 +13,7 @@ NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 
 def _run(script: str, *args: str, timeout: float = 120) -> str:
     proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout

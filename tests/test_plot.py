@@ -43,13 +43,7 @@ def test_mean_and_bootstrap_ci_over_seeds(tmp_path):
     resample has probability 1/27 > 2.5% of being all-lowest (all-highest), so the 95%
     percentile interval of the resampled means is exactly [min, max] over the runs."""
     steps = [1000, 2000, 3000]
-    values = np.array(
-        [
-            [-900.0, -500.0, -200.0],
-            [-1000.0, -300.0, -150.0],
-            [-800.0, -400.0, -100.0],
-        ]
-    )
+    values = np.array([[-900.0, -500.0, -200.0], [-1000.0, -300.0, -150.0], [-800.0, -400.0, -100.0]])
     for seed, v in enumerate(values):
         _write_run(tmp_path / "sweep" / f"{seed}_seed{seed}", steps, v)
     _write_run(tmp_path / "single", steps, values[0])

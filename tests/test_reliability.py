@@ -27,13 +27,7 @@ from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, load_policy
 from rl_repara import checkpoint_writer as writer_module
 from rl_repara.checkpoint import RunDirLock, find_checkpoint, load_checkpoint, save_atomic
 from rl_repara.config import CheckpointConfig, LogConfig
-from rl_repara.errors import (
-    CheckpointError,
-    CheckpointWriteError,
-    ConfigError,
-    EnvError,
-    TrainingDiverged,
-)
+from rl_repara.errors import CheckpointError, CheckpointWriteError, ConfigError, EnvError, TrainingDiverged
 from rl_repara.sac import SAC
 from rl_repara.signals import StopSignals
 
@@ -82,13 +76,7 @@ def _all_finite(state: dict) -> bool:
 
 
 # ----------------------------------------------------------------------- non-finite env data
-@pytest.mark.parametrize(
-    "env, field, step",
-    [
-        ("NanObs", "observation", 57),
-        ("InfReward", "reward", 63),
-    ],
-)
+@pytest.mark.parametrize("env, field, step", [("NanObs", "observation", 57), ("InfReward", "reward", 63)])
 def test_nonfinite_env_data_stops_training_naming_the_step_and_field(tmp_path, env, field, step):
     with pytest.raises(EnvError) as info:
         train(_config(tmp_path, env))
@@ -526,7 +514,7 @@ def test_preemption_signal_left_alone_without_a_scheduler(tmp_path):
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
     with StopSignals() as stop:
         assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
-        assert signal.getsignal(signal.SIGTERM) == stop._handler
+        assert signal.getsignal(signal.SIGTERM) == stop.handle
 
 
 def test_cudagraphs_on_a_cpu_learner_is_a_config_error_before_any_file(tmp_path):
