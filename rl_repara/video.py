@@ -99,9 +99,11 @@ def record_episode(
     path: str | Path,
     env_kwargs: dict | None = None,
     seed: int | None = None,
+    max_steps: int = 100_000,
 ) -> float:
-    """Play one deterministic episode (reset with ``seed``; ``evaluation.run_episode``), write
-    its frames to ``path`` (mp4) and return the episode's return. Frames stream to the file;
+    """Play one deterministic episode (reset with ``seed``, at most ``max_steps`` steps;
+    ``evaluation.run_episode``), write its frames to ``path`` (mp4) and return the episode's
+    return. Frames stream to the file;
     the file appears complete or not at all (it is written under a temp name first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,8 @@ def record_episode(
     try:
         writer = _open_writer(tmp, env.metadata.get("render_fps") or 30)
         try:
-            total = run_episode(policy, env, seed, on_frame=lambda: writer.append_data(_render(env, env_id)))
+            frame = lambda: writer.append_data(_render(env, env_id))  # noqa: E731
+            total = run_episode(policy, env, seed, max_steps, on_frame=frame)
         finally:
             writer.close()
         os.replace(tmp, path)

@@ -438,3 +438,17 @@ def test_scripts_are_thin_wrappers(tmp_path):
     _assert_clean_error(proc, "rl-repara-train", "SAC needs a bounded continuous Box")
     proc = run([sys.executable, str(REPO / "scripts" / "evaluate.py")], tmp_path)
     _assert_clean_error(proc, "rl-repara-eval", "give the policy to evaluate")
+
+
+def test_an_unwritable_checkpoint_is_a_runtime_fault_exit_1(tmp_path):
+    """A disk that will not take the checkpoint is not the user's mistake: one line naming the
+    file and the rescue copy, exit 1 (not 2), and the state is in the rescue file."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("a file where the dir should be")
+    env = {**_env(), "TMPDIR": str(tmp_path)}
+    proc = run(
+        [TRAIN, "hydra.run.dir=run", "total_steps=150", "eval.every_steps=0", *TINY], tmp_path, env=env
+    )
+    _assert_clean_error(proc, "rl-repara-train", "could not write checkpoint", code=1)
+    assert "The training state was saved instead to" in proc.stderr
+    assert len(list(tmp_path.glob("rl_repara-rescue-*.pt"))) == 1
