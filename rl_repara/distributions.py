@@ -77,24 +77,37 @@ class TanhNormal(Distribution):
                 "TanhNormal needs loc with at least one dim (the action dim); "
                 "got a scalar. Use loc.reshape(1) for a 1-D action."
             )
-        low_t = torch.as_tensor(low, dtype=loc.dtype, device=loc.device)
-        high_t = torch.as_tensor(high, dtype=loc.dtype, device=loc.device)
-        # validate_args=False (the policy's hot path, whose bounds were checked once at
-        # construction) skips this host-syncing check
-        if validate_args is not False and not bool(torch.all(high_t > low_t)):
-            raise ValueError(f"TanhNormal needs low < high in every dim; got low={low}, high={high}.")
         self.loc, self.scale = loc, scale
-        self.low, self.high = low_t, high_t
-        self._mid = (high_t + low_t) / 2
-        self._half = (high_t - low_t) / 2
-        # Σ_i log half_i, broadcast to the batch (a per-dim bound contributes once per dim);
-        # for scalar bounds a number (0 for the unit box), which costs no tensor op.
+        self._bounds = (low, high)
+        # Scalar bounds (the unit box the losses use) stay Python numbers: no tensor is made
+        # per call. Σ_i log half_i is broadcast to the batch (once per dim).
+        self._mid: torch.Tensor | float
+        self._half: torch.Tensor | float
         self._sum_log_half: torch.Tensor | float
         if isinstance(low, Number) and isinstance(high, Number):
-            self._sum_log_half = loc.shape[-1] * math.log((float(high) - float(low)) / 2)
+            if validate_args is not False and not float(high) > float(low):
+                raise ValueError(f"TanhNormal needs low < high; got low={low}, high={high}.")
+            self._mid, self._half = (float(high) + float(low)) / 2, (float(high) - float(low)) / 2
+            self._sum_log_half = loc.shape[-1] * math.log(self._half)
         else:
+            low_t, high_t = self.low, self.high
+            # validate_args=False (the policy's hot path, whose bounds were checked once at
+            # construction) skips this host-syncing check
+            if validate_args is not False and not bool(torch.all(high_t > low_t)):
+                raise ValueError(f"TanhNormal needs low < high in every dim; got low={low}, high={high}.")
+            self._mid, self._half = (high_t + low_t) / 2, (high_t - low_t) / 2
             self._sum_log_half = torch.log(self._half).expand(loc.shape).sum(-1)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
+
+    @property
+    def low(self) -> torch.Tensor:
+        """The lower bounds, as a tensor of ``loc``'s dtype and device."""
+        return torch.as_tensor(self._bounds[0], dtype=self.loc.dtype, device=self.loc.device)
+
+    @property
+    def high(self) -> torch.Tensor:
+        """The upper bounds, as a tensor of ``loc``'s dtype and device."""
+        return torch.as_tensor(self._bounds[1], dtype=self.loc.dtype, device=self.loc.device)
 
     @property
     def support(self) -> constraints.Constraint:
@@ -109,6 +122,10 @@ class TanhNormal(Distribution):
     def _squash(self, u: torch.Tensor) -> torch.Tensor:
         """``mid + half·tanh(u)``, clamped to ``[low, high]``: in float32 the affine map can
         round a saturated tanh a hair past a bound (e.g. 0.20000005 for high = 0.2)."""
+        if isinstance(self._half, float):
+            if self._mid == 0.0 and self._half == 1.0:
+                return torch.tanh(u)  # the unit box: tanh never leaves [−1, 1]
+            return (self._mid + self._half * torch.tanh(u)).clamp(*map(float, self._bounds))
         a = self._mid + self._half * torch.tanh(u)
         return torch.minimum(torch.maximum(a, self.low), self.high)
 
@@ -166,7 +183,7 @@ class TanhNormal(Distribution):
         """The same distribution broadcast to a larger ``batch_shape``."""
         shape = torch.Size(batch_shape) + self.event_shape
         return TanhNormal(
-            self.loc.expand(shape), self.scale.expand(shape), self.low, self.high, validate_args=False
+            self.loc.expand(shape), self.scale.expand(shape), *self._bounds, validate_args=False
         )
 
     def __repr__(self) -> str:
