@@ -33,10 +33,9 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> TanhGau
     policy = TanhGaussianPolicy(
         obs_dim,
         low.shape[0],
-        hidden_sizes=cfg.agent.hidden_sizes,
         action_low=low,
         action_high=high,
-        log_std_bounds=(cfg.agent.log_std_min, cfg.agent.log_std_max),
+        **cfg.agent.policy_kwargs(),
     )
     policy.load_state_dict(state)
     return policy.to(device).eval()

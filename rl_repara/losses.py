@@ -28,14 +28,15 @@ def critic_loss(
     ``y = r + γ·(1 − terminated)·(min_k Q'_k(s', a') − α·log π(a'|s'))``, ``a' ~ π(·|s')``,
     with actions and log-densities in the unit box (``policy.sample_unit``);
     ``loss = Σ_k mean_B (Q_k(s, a) − y)²``. The target is built without gradients, so only
-    the critics' weights receive any. Truncated (time-limit) transitions bootstrap.
+    the critics' weights receive any. Truncated (time-limit) transitions bootstrap. The
+    critics see the observations as the policy does (``policy.normalize``).
     """
     with torch.no_grad():
         next_action, next_log_prob = policy.sample_unit(batch.next_obs)
-        next_q = target_critics(batch.next_obs, next_action).min(dim=0).values
+        next_q = target_critics(policy.normalize(batch.next_obs), next_action).min(dim=0).values
         soft_next = next_q - alpha * next_log_prob
         target = batch.reward + gamma * (1.0 - batch.terminated) * soft_next
-    q = critics(batch.obs, batch.action)  # [N, B]
+    q = critics(policy.normalize(batch.obs), batch.action)  # [N, B]
     loss = (q - target).square().mean(dim=1).sum()
     return loss, {"qf_loss": loss.detach(), "qf_values": q.detach().mean()}
 
@@ -52,7 +53,7 @@ def actor_loss(
     ``info["log_prob"]`` is kept for the α loss.
     """
     action, log_prob = policy.sample_unit(obs)
-    q = critics.min_q(obs, action)
+    q = critics.min_q(policy.normalize(obs), action)
     loss = (alpha.detach() * log_prob - q).mean()
     return loss, {
         "actor_loss": loss.detach(),

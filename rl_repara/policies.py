@@ -11,6 +11,7 @@ from torch import nn
 
 from .distributions import TanhNormal
 from .networks import mlp
+from .normalization import ObsNormalizer
 from .spaces import check_action_space, flat_obs_dim
 
 __all__ = ["TanhGaussianPolicy"]
@@ -33,7 +34,9 @@ class TanhGaussianPolicy(nn.Module):
 
     The trunk is an MLP ``obs → hidden_sizes (ReLU)``; one linear head gives μ and a raw
     log σ, which is mapped smoothly into ``log_std_bounds = (lo, hi)`` by
-    ``log σ = lo + (hi − lo)·(tanh(raw) + 1)/2``.
+    ``log σ = lo + (hi − lo)·(tanh(raw) + 1)/2``. With ``normalize_obs`` the observations
+    first pass through an ``ObsNormalizer`` (running mean and variance, clipped to
+    ``±obs_clip``) whose statistics are buffers of this module.
 
     What users see (``forward``, ``act``, ``distribution``) is in env units, inside
     ``[action_low, action_high]`` (scalars or one value per action dim), with the density of
@@ -52,6 +55,8 @@ class TanhGaussianPolicy(nn.Module):
         action_low: Bound = -1.0,
         action_high: Bound = 1.0,
         log_std_bounds: tuple[float, float] = (-5.0, 2.0),
+        normalize_obs: bool = False,
+        obs_clip: float = 10.0,
     ) -> None:
         super().__init__()
         if obs_dim < 1 or act_dim < 1:
@@ -67,6 +72,7 @@ class TanhGaussianPolicy(nn.Module):
         low_t, high_t = _bounds(action_low, action_high, act_dim)
         self.register_buffer("action_low", low_t)
         self.register_buffer("action_high", high_t)
+        self.obs_normalizer = ObsNormalizer(obs_dim, obs_clip) if normalize_obs else None
 
     @classmethod
     def from_spaces(
@@ -82,10 +88,21 @@ class TanhGaussianPolicy(nn.Module):
             **kwargs,
         )
 
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """The observations as the networks see them: normalized when ``normalize_obs``, else
+        as given. The critics take the same (``losses.py``)."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The squashed mean in env units, ``mid + half·tanh(μ(s))``, normalization included:
+        the controller an export runs. Builds no distribution object (traceable)."""
+        mu, _ = self._loc_scale(obs)
+        return self.to_env(torch.tanh(mu))
+
     def _loc_scale(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """μ and σ for ``obs [..., obs_dim]``, in float32 even when the matmuls run under bf16
         autocast."""
-        mu, raw = self.head(self.trunk(obs)).float().chunk(2, dim=-1)
+        mu, raw = self.head(self.trunk(self.normalize(obs))).float().chunk(2, dim=-1)
         lo, hi = self.log_std_bounds
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
         return mu, log_std.exp()

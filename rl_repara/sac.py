@@ -42,9 +42,20 @@ class SACConfig:
     target_entropy: Optional[float] = None  # nats, unit-box density; None: −act_dim
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    normalize_obs: bool = False  # running mean/std of observations, inside the policy
+    obs_clip: float = 10.0  # normalized observations are clipped to ±obs_clip
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
     compile: bool = False  # torch.compile the update
     cudagraphs: bool = False  # CUDA graphs for the update (GPU only; implies compile)
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The ``TanhGaussianPolicy`` arguments this config sets (all but spaces and bounds)."""
+        return {
+            "hidden_sizes": self.hidden_sizes,
+            "log_std_bounds": (self.log_std_min, self.log_std_max),
+            "normalize_obs": self.normalize_obs,
+            "obs_clip": self.obs_clip,
+        }
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first value out of its range."""
@@ -62,6 +73,7 @@ class SACConfig:
             (self.init_alpha > 0, "init_alpha must be > 0"),
             (self.log_std_min < self.log_std_max, "log_std_min must be < log_std_max"),
             (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
+            (self.obs_clip > 0, "obs_clip must be > 0"),
             (
                 len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
                 "hidden_sizes must be a non-empty list of positive ints",

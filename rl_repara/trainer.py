@@ -70,8 +70,7 @@ class Trainer:
         policy = TanhGaussianPolicy.from_spaces(
             envs.single_observation_space,
             envs.single_action_space,
-            hidden_sizes=cfg.agent.hidden_sizes,
-            log_std_bounds=(cfg.agent.log_std_min, cfg.agent.log_std_max),
+            **cfg.agent.policy_kwargs(),
         )
         self.sac = SAC(policy, cfg.agent, device=device)
         self.buffer = ReplayBuffer(
@@ -112,11 +111,13 @@ class Trainer:
         ``learning_starts``, then samples from the policy."""
         policy = self.sac.policy
         with torch.inference_mode():
+            obs = torch.as_tensor(self.collector.obs, device=self.device)
+            if policy.obs_normalizer is not None:
+                policy.obs_normalizer.update(obs)  # each obs acted on, once
             if self.global_step < self.cfg.agent.learning_starts:
                 env_actions = self.collector.random_actions()
                 unit = policy.to_unit(torch.as_tensor(env_actions, device=self.device))
                 return unit.cpu().numpy(), env_actions
-            obs = torch.as_tensor(self.collector.obs, device=self.device)
             unit = policy.unit_distribution(obs).sample()
             env_actions = policy.to_env(unit).cpu().numpy()
         if not np.isfinite(env_actions).all():

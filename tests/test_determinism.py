@@ -35,7 +35,12 @@ TOTAL, LEARNING_STARTS, LOG_EVERY = 320, 150, 10
 
 
 def _config(
-    run_dir: Path, env_id: str = "Pendulum-v1", total: int = TOTAL, seed: int = 0, eval_every: int = 160
+    run_dir: Path,
+    env_id: str = "Pendulum-v1",
+    total: int = TOTAL,
+    seed: int = 0,
+    eval_every: int = 160,
+    normalize_obs: bool = False,
 ) -> TrainConfig:
     """Tiny nets, few updates: a 320-step run takes about a second."""
     return TrainConfig(
@@ -44,7 +49,9 @@ def _config(
         total_steps=total,
         run_dir=str(run_dir),
         torch_threads=1,
-        agent=SACConfig(learning_starts=LEARNING_STARTS, hidden_sizes=[16, 16], batch_size=16),
+        agent=SACConfig(
+            learning_starts=LEARNING_STARTS, hidden_sizes=[16, 16], batch_size=16, normalize_obs=normalize_obs
+        ),
         eval=EvalConfig(every_steps=eval_every, episodes=1),
         log=LogConfig(progress="none", every_steps=LOG_EVERY),
     )
@@ -118,19 +125,21 @@ def _stop_and_resume(run_dir: Path, env_id: str, stop_at: int, total: int, **kw)
 @pytest.mark.parametrize("stop_at", [250, 200], ids=["mid-episode", "at-episode-end"])
 def test_pendulum_resume_is_bit_exact(pendulum_straight, tmp_path, stop_at):
     """Pendulum episodes last 200 steps: stopping at 250 cuts an episode in half (the env is
-    restored from its snapshot); stopping at 200 stops right after a truncation, so the
-    resumed vector env must still start the next episode (NEXT_STEP autoreset)."""
+    restored from its snapshot); stopping at 200 stops right after a truncation, whose step
+    already returned the next episode's first obs (SAME_STEP autoreset)."""
     _stop_and_resume(tmp_path / "resumed", "Pendulum-v1", stop_at, TOTAL)
     _assert_same_series(read_scalars(pendulum_straight), read_scalars(tmp_path / "resumed"))
     _assert_same_weights(_weights(pendulum_straight), _weights(tmp_path / "resumed"))
 
 
-def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path):
+@pytest.mark.parametrize("normalize_obs", [False, True], ids=["raw-obs", "normalized-obs"])
+def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path, normalize_obs):
     """Hopper-v5 (MuJoCo, its MjData restored with mj_copyData). Its random-action episodes
     end early at steps the straight run shows; stop once just after one ends and once in the
-    middle of one."""
+    middle of one. With observation normalization its running statistics are part of the
+    state too."""
     pytest.importorskip("mujoco")
-    total, kw = TOTAL, {"eval_every": 0}
+    total, kw = TOTAL, {"eval_every": 0, "normalize_obs": normalize_obs}
     train(_config(tmp_path / "straight", "Hopper-v5", total=total, **kw))
     straight = read_scalars(tmp_path / "straight")
     ends = [s for s, _ in straight["charts/episodic_return"]]
