@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 __all__ = [
     "EvalCliConfig",
+    "ExportCliConfig",
     "config_dir",
     "register_configs",
     "run_dir_resolver",
@@ -35,6 +36,15 @@ class EvalCliConfig:
     device: str = "cpu"  # auto | cpu | cuda | cuda:N
     video: bool = False  # also write one episode (the first seed) to an mp4
     video_path: Optional[str] = None  # None: <run dir>/videos/<checkpoint>-step<N>-<time>.mp4
+
+
+@dataclass
+class ExportCliConfig:
+    """``rl-repara-export``: a saved policy's deterministic controller as ONNX or ``.pt2``."""
+
+    checkpoint: Optional[str] = None  # a run dir, or a checkpoint file (last.pt, best.pt)
+    format: str = "onnx"  # onnx | pt2
+    out: Optional[str] = None  # None: <run dir>/export/policy.<format>; a dir: that name inside
 
 
 def config_dir() -> str:
@@ -64,12 +74,14 @@ def output_subdir_resolver(resume: Optional[str]) -> Optional[str]:
 
 
 def register_configs() -> None:
-    """The schemas (``train_schema``, ``eval_schema``) and the resolvers ``conf/`` uses."""
+    """The schemas (``train_schema``, ``eval_schema``, ``export_schema``) and the resolvers
+    ``conf/`` uses."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalCliConfig)
+    cs.store(name="export_schema", node=ExportCliConfig)
     OmegaConf.register_new_resolver("rl_repara.run_dir", run_dir_resolver, replace=True)
     OmegaConf.register_new_resolver("rl_repara.output_subdir", output_subdir_resolver, replace=True)
 

@@ -40,10 +40,13 @@ RESUME_TOTAL = "600"
 
 
 def tour_commands() -> list[str]:
-    """The quick tour's bash block: comments dropped, `\\` continuations joined."""
-    section = README.split("## Quick tour", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
-    lines = block.replace("\\\n", " ").splitlines()
+    """The bash blocks of the quick tour and of Deploy: comments dropped, `\\` continuations
+    joined."""
+    blocks = [
+        re.search(r"```bash\n(.*?)```", README.split(title, 1)[1], flags=re.S).group(1)
+        for title in ("## Quick tour", "## Deploy")
+    ]
+    lines = "".join(blocks).replace("\\\n", " ").splitlines()
     return [" ".join(line.split("#", 1)[0].split()) for line in lines if line.split("#", 1)[0].strip()]
 
 
@@ -134,6 +137,10 @@ def test_quick_tour_runs_as_written(tmp_path):
             assert "timeout_min: 600" in out and "max_num_timeout: 5" in out
         elif prog == "rl-repara-train":
             ok([str(BIN / prog), *_shrink(args[1:])], tmp_path)
+        elif prog == "rl-repara-export":
+            out = ok([str(BIN / prog), *args[1:]], tmp_path).stdout
+            model = Path(re.search(r"controller: (\S+)", out).group(1))
+            assert model.stat().st_size > 1000 and Path(f"{model}.json").is_file(), out
         elif prog == "rl-repara-eval":
             out = ok([str(BIN / prog), *args[1:]], tmp_path).stdout
             assert re.search(r"mean return -?\d+\.\d+ \+- \d+\.\d+ over", out), out
@@ -155,4 +162,7 @@ def test_quick_tour_runs_as_written(tmp_path):
     sweeps = sorted(tmp_path.glob("runs/Pendulum-v1/multirun-*"))
     assert [len(list(s.glob("*_seed*"))) for s in sweeps] == [3, 2]
     assert (tmp_path / "curves.png").stat().st_size > 10_000
-    assert seen.count("rl-repara-train") >= 8 and "tensorboard" in seen
+    assert seen.count("rl-repara-train") >= 9 and "tensorboard" in seen
+    exported = sorted(p.name for p in (tmp_path / "runs" / "controller" / "export").iterdir())
+    assert exported == ["policy.onnx", "policy.onnx.json", "policy.pt2", "policy.pt2.json"]
+    assert saved(tmp_path / "runs" / "controller")["config"]["agent"]["normalize_obs"] is True
