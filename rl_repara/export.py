@@ -98,12 +98,23 @@ def _check_format(format: str) -> str:
 
 
 def _require_packages(fmt: str) -> None:
-    """A ``ConfigError`` naming the first missing package of the ``export`` extra."""
+    """A ``ConfigError`` naming the first missing package of the ``export`` extra, or a torch
+    too old for the ``torch.export``-based ONNX exporter (it came with torch 2.6)."""
+    if fmt == "onnx" and _torch_version() < (2, 6):
+        raise ConfigError(
+            f"format=onnx needs torch >= 2.6 (its torch.export-based ONNX exporter); this is torch "
+            f"{torch.__version__}. format=pt2 works with this torch."
+        )
     for name in _NEEDS[fmt]:
         try:
             importlib.import_module(name)
         except ImportError:
             raise ConfigError(f"format={fmt} needs the package {name}: {_INSTALL}.") from None
+
+
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split(".")[:2]
+    return int(major), int(minor)
 
 
 def _out_path(file: Path, fmt: str, out: str | Path | None) -> Path:

@@ -30,6 +30,11 @@ from rl_repara.errors import ConfigError
 from rl_repara.export import FORMATS, export_policy, sidecar_path
 
 EXPORT = str(BIN / "rl-repara-export")
+# format=onnx needs torch's torch.export-based ONNX exporter (torch >= 2.6); at the torch 2.4
+# floor test_onnx_below_torch_2_6_names_the_requirement is what runs.
+pytestmark = pytest.mark.skipif(
+    tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 6), reason="ONNX export needs torch >= 2.6"
+)
 LOW, HIGH = [-2.0, 0.0, -0.4], [3.0, 1.0, 0.4]  # the hand-made policy's bounds
 OBS_MEAN = [50.0, -300.0, 0.0, 1e3, -7.0]  # its normalizer's statistics: far from N(0, 1)
 OBS_SCALE = [100.0, 5.0, 0.01, 1e3, 1.0]
@@ -324,3 +329,10 @@ def test_export_cli_bad_input_is_one_line_exit_2_and_writes_nothing(handmade, tm
     proc = run([EXPORT, f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}"], tmp_path)
     _assert_clean_error(proc, "rl-repara-export", expected)
     assert not (tmp_path / "out").exists()
+
+
+def test_onnx_below_torch_2_6_names_the_requirement(handmade, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.4.1")
+    with pytest.raises(ConfigError, match=r"format=onnx needs torch >= 2.6 .* this is torch 2.4.1"):
+        export_policy(handmade, "onnx", tmp_path / "policy.onnx")
+    assert list(tmp_path.iterdir()) == []
