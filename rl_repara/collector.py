@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .envs import check_step, make_vec_env, restore_env, snapshot_env
+from .envs import check_step, episode_limit, make_vec_env, restore_env, snapshot_env
 from .errors import EnvError
 from .spaces import flat_obs_dim
 
@@ -28,14 +28,17 @@ __all__ = ["Collector", "Transitions"]
 @dataclass
 class Transitions:
     """One vector step: ``obs`` acted on, ``next_obs`` (an ended episode's final obs),
-    ``reward``, ``terminated``, ``keep`` (the transitions to store: all but non-finite ones
-    under ``on_nonfinite=skip``) and the ``(return, length)`` of each episode that ended."""
+    ``reward``, ``terminated``, ``truncated``, ``keep`` (the transitions to store: all but
+    non-finite ones under ``on_nonfinite=skip``), ``ended`` (envs that start a new episode next
+    step: ended or restarted) and the ``(return, length)`` of each episode that ended."""
 
     obs: np.ndarray
     next_obs: np.ndarray
     reward: np.ndarray
     terminated: np.ndarray
+    truncated: np.ndarray
     keep: np.ndarray
+    ended: np.ndarray
     episodes: list[tuple[float, int]] = field(default_factory=list)
 
 
@@ -58,6 +61,11 @@ class Collector:
         self.ep_length = np.zeros(num_envs, dtype=np.int64)
         self.episodes, self.skipped_nonfinite, self.env_steps = 0, 0, 0
         self.recent_returns: deque[float] = deque(maxlen=20)
+
+    @property
+    def episode_steps(self) -> int:
+        """The env's time limit (1000 when it has none): a colored-noise sequence's length."""
+        return episode_limit(self.envs.envs[0]) or 1000
 
     @property
     def obs_shape(self) -> tuple[int, int]:
@@ -84,12 +92,13 @@ class Collector:
         if bad is not None:
             keep = self._nonfinite(bad, stored_next, reward)
         done = terminated | truncated
+        restarted = np.zeros_like(done)
         if not np.isfinite(next_obs).all():
-            next_obs, done = self._restart_nonfinite(next_obs, done)
+            next_obs, done, restarted = self._restart_nonfinite(next_obs, done)
         episodes = self._track_episodes(reward, done, keep)
         self.obs = next_obs
         self.env_steps += self.num_envs
-        return Transitions(obs, stored_next, reward, terminated, keep, episodes)
+        return Transitions(obs, stored_next, reward, terminated, truncated, keep, done | restarted, episodes)
 
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         with self._api_errors("step"):
@@ -130,13 +139,15 @@ class Collector:
         self.skipped_nonfinite += int((~keep).sum())
         return keep
 
-    def _restart_nonfinite(self, obs: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _restart_nonfinite(
+        self, obs: np.ndarray, done: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(on_nonfinite=skip) An env whose next obs is non-finite starts a new episode now; the
         cut episode is not counted as finished."""
         bad = ~np.isfinite(obs).all(axis=1)
         reset_obs = self._reset(options={"reset_mask": bad})
         self.ep_return[bad], self.ep_length[bad] = 0.0, 0
-        return np.where(bad[:, None], reset_obs, obs), done & ~bad
+        return np.where(bad[:, None], reset_obs, obs), done & ~bad, bad
 
     def _track_episodes(
         self, reward: np.ndarray, done: np.ndarray, keep: np.ndarray

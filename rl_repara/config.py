@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
+from .agent_config import SACConfig
 from .errors import ConfigError
-from .sac import SACConfig
 
 __all__ = ["EnvConfig", "EvalConfig", "CheckpointConfig", "LogConfig", "TrainConfig"]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence, cast
+from typing import Any, Sequence, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .networks import EnsembleLinear, ensemble_linear
+from .norm_layers import check_norm, make_norm
 
 __all__ = ["QEnsemble"]
 
@@ -15,40 +17,81 @@ __all__ = ["QEnsemble"]
 class QEnsemble(nn.Module):
     """N critics ``Q_k(s, a)`` with stacked weights: one batched matmul per layer, no Python loop.
 
-    Each critic is an MLP ``[obs, action] → hidden_sizes (ReLU) → 1``. Member ``k`` computes
-    exactly what an ``nn.Sequential`` of ``nn.Linear`` layers with weights ``layer.weight[k].T``
-    and biases ``layer.bias[k, 0]`` would.
+    Each critic is an MLP on ``[obs, action]`` with ``networks.mlp``'s layer order, batched over
+    the ensemble: an optional input norm, then per hidden size ``Linear → [Dropout] →
+    [LayerNorm] → ReLU → [BatchRenorm]``, then ``Linear(…, num_quantiles)``. ``norm`` is
+    ``"none"``, ``"layer"`` or ``"batchrenorm"`` (``norm_kwargs`` go to it), ``dropout`` the drop
+    probability (independent masks per member), ``input_norm`` normalizes ``[obs, action]``. Every
+    member has its own affine params and statistics (``EnsembleLayerNorm``,
+    ``EnsembleBatchRenorm``). Member ``k`` computes exactly what ``mlp(obs_dim + act_dim,
+    hidden_sizes, num_quantiles, norm, dropout, input_norm)`` with weights ``layer.weight[k].T``,
+    biases ``layer.bias[k, 0]`` and norm params/statistics ``[k, 0]`` would.
 
-    ``forward(obs [*batch, obs_dim], action [*batch, act_dim]) → q [N, *batch]``.
+    ``forward(obs [*batch, obs_dim], action [*batch, act_dim]) → q [N, *batch]``, or
+    ``[N, *batch, num_quantiles]`` when ``num_quantiles > 1`` (TQC).
     """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, num_critics: int = 2, hidden_sizes: Sequence[int] = (256, 256)
+        self,
+        obs_dim: int,
+        act_dim: int,
+        num_critics: int = 2,
+        hidden_sizes: Sequence[int] = (256, 256),
+        *,
+        norm: str = "none",
+        dropout: float = 0.0,
+        input_norm: bool = False,
+        num_quantiles: int = 1,
+        **norm_kwargs: Any,
     ) -> None:
         super().__init__()
         if num_critics < 1:
             raise ValueError(f"QEnsemble needs num_critics >= 1; got {num_critics}.")
+        if num_quantiles < 1:
+            raise ValueError(f"QEnsemble needs num_quantiles >= 1; got {num_quantiles}.")
+        check_norm(norm, norm_kwargs)
+        if input_norm and norm == "none":
+            raise ValueError("input_norm=True needs a norm ('layer' or 'batchrenorm').")
         self.obs_dim, self.act_dim, self.num_critics = obs_dim, act_dim, num_critics
-        sizes = [obs_dim + act_dim, *hidden_sizes, 1]
+        self.norm, self.dropout, self.num_quantiles = norm, dropout, num_quantiles
+        sizes = [obs_dim + act_dim, *hidden_sizes, num_quantiles]
         self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.norms = nn.ModuleList(
+            m for h in hidden_sizes if (m := make_norm(norm, h, num_critics, **norm_kwargs)) is not None
+        )
+        self.in_norm = make_norm(norm, sizes[0], num_critics, **norm_kwargs) if input_norm else None
+        # Plain ReLU MLPs with a scalar head: the only case ``_MinQ``'s backward is written for.
+        self.is_plain = norm == "none" and dropout == 0 and num_quantiles == 1
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Q-values ``[N, *batch]`` for ``obs [*batch, obs_dim]``, ``action [*batch, act_dim]``.
+        """Q-values ``[N, *batch]`` (``[N, *batch, num_quantiles]`` for a quantile head) for
+        ``obs [*batch, obs_dim]``, ``action [*batch, act_dim]``.
 
         Leading dims are flattened to one batch dim inside (a ``[T, B, ·]`` sequence is a batch
-        of T·B rows, even when T equals N). The dtype is at least float32: a float64 ensemble
-        returns float64, bf16 autocast returns float32. ``detach_params=True`` evaluates with
-        detached weights: gradients still flow to ``action`` (the actor loss needs them) but
-        autograd builds no weight gradients, which saves the matmuls that would compute them.
+        of T·B rows, even when T equals N; batch renorm's statistics are over all of them). The
+        dtype is at least float32: a float64 ensemble returns float64, bf16 autocast returns
+        float32. ``detach_params=True`` evaluates with detached weights and norm params:
+        gradients still flow to ``action`` (the actor loss needs them) but autograd builds no
+        parameter gradients, which saves the matmuls that would compute them. Dropout and batch
+        renorm follow ``self.training`` (train mode also updates the renorm statistics).
         """
         obs, action, batch = self._flatten(obs, action)
         x = torch.cat([obs, action], dim=-1)
+        if self.in_norm is not None:
+            x = self.in_norm(x, detach_params)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             x = layer(x, detach_params)
             if i < last:
+                if self.dropout > 0:
+                    x = F.dropout(x, self.dropout, self.training)
+                if self.norm == "layer":
+                    x = self.norms[i](x, detach_params)
                 x = torch.relu(x)
-        return x.reshape(x.shape[0], *batch).to(torch.promote_types(x.dtype, torch.float32))
+                if self.norm == "batchrenorm":
+                    x = self.norms[i](x, detach_params)
+        shape = (x.shape[0], *batch) if self.num_quantiles == 1 else (x.shape[0], *batch, self.num_quantiles)
+        return x.reshape(shape).to(torch.promote_types(x.dtype, torch.float32))
 
     def _flatten(
         self, obs: torch.Tensor, action: torch.Tensor
@@ -71,18 +114,26 @@ class QEnsemble(nn.Module):
         return obs, action, batch
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights: gradients flow to ``action`` only.
+        """``min_k Q_k(s, a)`` ``[*batch]`` with detached params: gradients flow to ``action`` only.
 
         The value and the gradient are those of ``self(obs, action, detach_params=True)
-        .min(dim=0).values``. On CPU in fp32 the backward is cheaper: ``∂ min_k Q_k / ∂a`` is
-        ``∂Q_{k*}/∂a`` with ``k*`` the member that attains the min (the same member autograd's
-        ``min`` picks), so each member back-propagates only the rows it wins, which halves the
-        backward matmuls of two critics. Elsewhere (CUDA, where the row split would sync the
-        host; bf16 autocast; ``torch.compile``; ``obs`` that needs a gradient) it is the plain
-        expression above.
+        .min(dim=0).values``. A quantile head (``num_quantiles > 1``) has no scalar Q to take the
+        min of: it raises (reduce the quantiles of ``self(obs, action, detach_params=True)``).
+        For a plain ensemble (``is_plain``) on CPU in fp32 the backward is cheaper: ``∂ min_k Q_k
+        / ∂a`` is ``∂Q_{k*}/∂a`` with ``k*`` the member that attains the min (the same member
+        autograd's ``min`` picks), so each member back-propagates only the rows it wins, which
+        halves the backward matmuls of two critics. Elsewhere (norm layers or dropout; CUDA,
+        where the row split would sync the host; bf16 autocast; ``torch.compile``; ``obs`` that
+        needs a gradient) it is the plain expression above.
         """
+        if self.num_quantiles != 1:
+            raise ValueError(
+                f"min_q needs a scalar head; this QEnsemble has num_quantiles={self.num_quantiles}: "
+                "reduce the quantiles of self(obs, action, detach_params=True) instead."
+            )
         plain = (
-            action.device.type != "cpu"
+            not self.is_plain
+            or action.device.type != "cpu"
             or torch.is_autocast_enabled("cpu")
             or torch.compiler.is_compiling()
             or not torch.is_grad_enabled()

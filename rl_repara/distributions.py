@@ -154,6 +154,11 @@ class TanhNormal(Distribution):
         """A differentiable action ``mid + half·tanh(μ + σ·ε)``, shape ``sample_shape + loc.shape``."""
         return self.rsample_and_log_prob(sample_shape)[0]
 
+    def transform(self, eps: torch.Tensor) -> torch.Tensor:
+        """The action ``mid + half·tanh(μ + σ·ε)`` for standard noise ``ε`` given from outside
+        (colored exploration noise), shaped like ``loc``."""
+        return self._squash(self.loc + self.scale * eps)
+
     def sample(self, sample_shape: _Size = torch.Size()) -> torch.Tensor:
         """Like ``rsample`` but without gradients (for acting in the env)."""
         with torch.no_grad():

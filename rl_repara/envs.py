@@ -13,7 +13,15 @@ from gymnasium import spaces
 from .errors import ConfigError, EnvError
 from .spaces import check_action_space
 
-__all__ = ["make_env", "make_vec_env", "check_step", "snapshot_env", "restore_env", "TimeLimit"]
+__all__ = [
+    "make_env",
+    "make_vec_env",
+    "check_step",
+    "episode_limit",
+    "snapshot_env",
+    "restore_env",
+    "TimeLimit",
+]
 
 
 class TimeLimit(gym.Wrapper):
@@ -139,6 +147,12 @@ def _time_limits(env: gym.Env) -> list[TimeLimit]:
             out.append(w)
         w = w.env
     return out
+
+
+def episode_limit(env: gym.Env) -> int | None:
+    """The step limit of ``env``'s episodes (its innermost ``TimeLimit``), or None."""
+    limits = _time_limits(env)
+    return limits[-1].max_episode_steps if limits else None
 
 
 def snapshot_env(env: gym.Env) -> dict[str, Any] | None:

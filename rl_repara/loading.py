@@ -26,9 +26,9 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> TanhGau
     try:
         cfg = TrainConfig.from_dict(ckpt["config"])
         state = ckpt["sac"]["policy"]
-        obs_dim = state["trunk.0.weight"].shape[1]
+        obs_dim = next(v.shape[1] for k, v in state.items() if k.startswith("trunk.") and v.dim() == 2)
         low, high = state["action_low"], state["action_high"]
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, StopIteration) as exc:
         raise CheckpointError(f"{file} has no policy in it (missing {exc}).") from None
     policy = TanhGaussianPolicy(
         obs_dim,

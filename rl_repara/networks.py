@@ -1,21 +1,58 @@
-"""Network building blocks: a plain MLP and a linear layer batched over an ensemble."""
+"""Network building blocks: an MLP (optionally with dropout and a norm) and a linear layer batched
+over an ensemble."""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import torch
 from torch import nn
 
+from .norm_layers import BatchRenorm, check_norm, make_norm
+
 __all__ = ["mlp", "EnsembleLinear", "ensemble_linear"]
 
 
-def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int | None = None) -> nn.Sequential:
-    """``Linear → ReLU`` for each hidden size, then an optional ``Linear(…, out_dim)``."""
+def mlp(
+    in_dim: int,
+    hidden_sizes: Sequence[int],
+    out_dim: int | None = None,
+    norm: str = "none",
+    dropout: float = 0.0,
+    input_norm: bool = False,
+    **norm_kwargs: Any,
+) -> nn.Sequential:
+    """An MLP: per hidden size ``Linear → [Dropout] → [LayerNorm] → ReLU → [BatchRenorm]``, then
+    an optional ``Linear(…, out_dim)``; the bracketed layers only when asked for.
+
+    ``norm`` is ``"none"``, ``"layer"`` (``nn.LayerNorm``) or ``"batchrenorm"`` (``BatchRenorm``),
+    ``norm_kwargs`` go to it, ``dropout`` is the drop probability and ``input_norm=True`` also
+    normalizes the input (the first module). The orders are those of the published code:
+
+    - DroQ (SBX ``sbx/common/policies.py`` ``ContinuousCritic``): ``Linear → Dropout → LayerNorm →
+      ReLU``;
+    - CrossQ (SBX ``sbx/crossq/policies.py`` and the authors' ``adityab/CrossQ``): a
+      ``BatchRenorm`` on the input, then ``Linear → ReLU → BatchRenorm``: the norm follows the
+      activation, so the last hidden layer's output is normalized before the head.
+
+    With the defaults it is ``Linear → ReLU`` per hidden size, module indices unchanged.
+    """
+    check_norm(norm, norm_kwargs)
+    if input_norm and norm == "none":
+        raise ValueError("input_norm=True needs a norm ('layer' or 'batchrenorm').")
     layers: list[nn.Module] = []
+    if input_norm:
+        layers.append(cast(nn.Module, make_norm(norm, in_dim, **norm_kwargs)))
     for size in hidden_sizes:
-        layers += [nn.Linear(in_dim, size), nn.ReLU()]
+        layers.append(nn.Linear(in_dim, size))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        if norm == "layer":
+            layers.append(nn.LayerNorm(size, **norm_kwargs))
+        layers.append(nn.ReLU())
+        if norm == "batchrenorm":
+            layers.append(BatchRenorm(size, **norm_kwargs))
         in_dim = size
     if out_dim is not None:
         layers.append(nn.Linear(in_dim, out_dim))

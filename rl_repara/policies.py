@@ -36,7 +36,9 @@ class TanhGaussianPolicy(nn.Module):
     log σ, which is mapped smoothly into ``log_std_bounds = (lo, hi)`` by
     ``log σ = lo + (hi − lo)·(tanh(raw) + 1)/2``. With ``normalize_obs`` the observations
     first pass through an ``ObsNormalizer`` (running mean and variance, clipped to
-    ``±obs_clip``) whose statistics are buffers of this module.
+    ``±obs_clip``) whose statistics are buffers of this module. ``norm="batchrenorm"`` (CrossQ)
+    puts Batch Renorm on the input and after each hidden layer: then train mode uses batch
+    statistics, and acting belongs in eval mode.
 
     What users see (``forward``, ``act``, ``distribution``) is in env units, inside
     ``[action_low, action_high]`` (scalars or one value per action dim), with the density of
@@ -57,6 +59,8 @@ class TanhGaussianPolicy(nn.Module):
         log_std_bounds: tuple[float, float] = (-5.0, 2.0),
         normalize_obs: bool = False,
         obs_clip: float = 10.0,
+        norm: str = "none",
+        **norm_kwargs: Any,
     ) -> None:
         super().__init__()
         if obs_dim < 1 or act_dim < 1:
@@ -66,7 +70,7 @@ class TanhGaussianPolicy(nn.Module):
             raise ValueError(f"log_std_bounds needs lo < hi; got {log_std_bounds}.")
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.log_std_bounds = (lo, hi)
-        self.trunk = mlp(obs_dim, hidden_sizes)
+        self.trunk = mlp(obs_dim, hidden_sizes, norm=norm, input_norm=norm == "batchrenorm", **norm_kwargs)
         last = hidden_sizes[-1] if len(hidden_sizes) else obs_dim
         self.head = nn.Linear(last, 2 * act_dim)
         low_t, high_t = _bounds(action_low, action_high, act_dim)

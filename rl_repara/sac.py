@@ -8,80 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import torch
 
+from .agent_config import SACConfig
 from .buffer import Batch
 from .critics import QEnsemble
 from .errors import ConfigError
 from .losses import Info, actor_loss, alpha_loss, critic_loss, default_target_entropy, polyak_update
 from .policies import TanhGaussianPolicy
+from .rng import restore_generator
 
 __all__ = ["SACConfig", "SAC", "check_cudagraphs"]
-
-
-@dataclass
-class SACConfig:
-    """Every SAC hyperparameter. Defaults follow the SAC paper and the RL Zoo."""
-
-    gamma: float = 0.99  # discount γ
-    tau: float = 0.005  # Polyak rate: θ' ← (1 − τ)θ' + τθ
-    lr: float = 3e-4  # Adam learning rate of actor, critics and α
-    batch_size: int = 256
-    buffer_size: int = 1_000_000
-    learning_starts: int = 5_000  # env steps of uniform random actions before learning
-    utd: int = 1  # gradient updates per env step (update-to-data ratio)
-    num_critics: int = 2
-    hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # actor and critics
-    policy_delay: int = 1  # actor and α step once every `policy_delay` critic steps
-    target_update_every: int = 1  # Polyak update once every this many critic steps
-    autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
-    init_alpha: float = 1.0  # α at the start (fixed α when autotune_alpha is false)
-    target_entropy: Optional[float] = None  # nats, unit-box density; None: −act_dim
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
-    normalize_obs: bool = False  # running mean/std of observations, inside the policy
-    obs_clip: float = 10.0  # normalized observations are clipped to ±obs_clip
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
-    compile: bool = False  # torch.compile the update
-    cudagraphs: bool = False  # CUDA graphs for the update (GPU only; implies compile)
-
-    def policy_kwargs(self) -> dict[str, Any]:
-        """The ``TanhGaussianPolicy`` arguments this config sets (all but spaces and bounds)."""
-        return {
-            "hidden_sizes": self.hidden_sizes,
-            "log_std_bounds": (self.log_std_min, self.log_std_max),
-            "normalize_obs": self.normalize_obs,
-            "obs_clip": self.obs_clip,
-        }
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first value out of its range."""
-        checks = [
-            (0.0 <= self.gamma <= 1.0, "gamma must be in [0, 1]"),
-            (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.buffer_size >= 1, "buffer_size must be >= 1"),
-            (self.learning_starts >= 0, "learning_starts must be >= 0"),
-            (self.utd >= 1, "utd must be >= 1"),
-            (self.num_critics >= 1, "num_critics must be >= 1"),
-            (self.policy_delay >= 1, "policy_delay must be >= 1"),
-            (self.target_update_every >= 1, "target_update_every must be >= 1"),
-            (self.init_alpha > 0, "init_alpha must be > 0"),
-            (self.log_std_min < self.log_std_max, "log_std_min must be < log_std_max"),
-            (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
-            (self.obs_clip > 0, "obs_clip must be > 0"),
-            (
-                len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
-                "hidden_sizes must be a non-empty list of positive ints",
-            ),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"agent config: {msg}.")
 
 
 def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
@@ -94,21 +33,37 @@ def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
 
 
 # ----------------------------------------------------------------------------------- learner
-def _adam(params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
+def _adam(params: Iterable[torch.Tensor], lr: float, beta1: float) -> torch.optim.Adam:
     """Adam with the fused kernel where this torch has it for the device, else foreach."""
     params = list(params)  # a generator would be spent by a failed first attempt
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), foreach=True)
+
+
+@contextlib.contextmanager
+def _mode(module: torch.nn.Module, train: bool) -> Iterator[None]:
+    """``module`` in train or eval mode inside the block, its previous mode after."""
+    before = module.training
+    module.train(train)
+    try:
+        yield
+    finally:
+        module.train(before)
 
 
 class SAC:
-    """The SAC learner: policy, critic ensemble, target critics, log α and their optimizers.
+    """The learner of the SAC family: policy, critic ensemble, target critics (or none), log α
+    and their optimizers, configured by ``SACConfig`` (SAC, CrossQ, TQC, DroQ, REDQ).
 
     ``update(batch)`` runs one critic step, an actor and α step every ``policy_delay`` critic
     steps, and the Polyak update; it returns the metrics as floats. It knows nothing of envs,
-    Hydra or logging.
+    Hydra or logging. Layers whose behaviour depends on the mode: Batch Renorm runs on batch
+    statistics where the CrossQ authors' code does (the critics in the critic step, the actor
+    in the actor step) and on running statistics elsewhere (next actions, the critics in the
+    actor step, acting); dropout is on in every critic pass, as in DroQ. The policy rests in
+    eval mode, so acting and evaluation never touch its statistics.
     """
 
     def __init__(
@@ -117,15 +72,24 @@ class SAC:
         config: SACConfig | None = None,
         critics: QEnsemble | None = None,
         device: str | torch.device = "cpu",
+        seed: int = 0,
     ) -> None:
         self.config = cfg = config or SACConfig()
         cfg.validate()
         self.device = torch.device(device)
         self.policy = policy.to(self.device)
-        self.critics = (
-            critics or QEnsemble(policy.obs_dim, policy.act_dim, cfg.num_critics, cfg.hidden_sizes)
-        ).to(self.device)
-        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        self._brn_critics = cfg.critic_norm == "batchrenorm"
+        self._modal = self._brn_critics or cfg.actor_norm == "batchrenorm"  # modes matter
+        if self._modal:
+            self.policy.eval()
+        self.critics = (critics or QEnsemble(policy.obs_dim, policy.act_dim, **cfg.critic_kwargs())).to(
+            self.device
+        )
+        self.target_critics: Optional[QEnsemble] = (
+            copy.deepcopy(self.critics).requires_grad_(False) if cfg.target_network else None
+        )
+        self.generator = torch.Generator(device=self.device)  # REDQ's subsets
+        self.generator.manual_seed(seed)
         self.log_alpha = torch.tensor(
             float(torch.log(torch.tensor(cfg.init_alpha))),
             device=self.device,
@@ -136,11 +100,14 @@ class SAC:
             if cfg.target_entropy is None
             else float(cfg.target_entropy)
         )
-        self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr)
-        self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr)
-        self.alpha_optimizer = _adam([self.log_alpha], cfg.lr)
+        self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr, cfg.adam_beta1)
+        self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr, cfg.adam_beta1)
+        self.alpha_optimizer = _adam([self.log_alpha], cfg.lr, cfg.adam_beta1)
         self._critic_params: list[torch.Tensor] = list(self.critics.parameters())
-        self._target_params: list[torch.Tensor] = list(self.target_critics.parameters())
+        self._target_params: list[torch.Tensor] = (
+            [] if self.target_critics is None else list(self.target_critics.parameters())
+        )
+        self._brn_critics = cfg.critic_norm == "batchrenorm"
         self.num_updates = 0
         self._last_actor_info: Info = {}
         self._critic_loss, self._actor_loss = critic_loss, actor_loss
@@ -157,19 +124,37 @@ class SAC:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def draw_subset(self) -> Optional[torch.Tensor]:
+        """REDQ: ``critic_subset`` distinct critics, drawn from the learner's own generator."""
+        m = self.config.critic_subset
+        if m is None or m == self.config.num_critics:
+            return None
+        perm = torch.randperm(self.config.num_critics, generator=self.generator, device=self.device)
+        return perm[:m]
+
+    def _actor_step_modes(self) -> contextlib.AbstractContextManager:
+        """Batch Renorm: the actor on batch statistics, the critics on running ones."""
+        if not self._modal:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(_mode(self.policy, True))
+        stack.enter_context(_mode(self.critics, not self._brn_critics))
+        return stack
+
     def _update_step(self, batch: Batch, actor_step: bool, target_step: bool) -> Info:
         cfg, alpha = self.config, self.alpha
         with self._autocast():
             qf_loss, info = self._critic_loss(
-                self.policy, self.critics, self.target_critics, alpha, batch, cfg.gamma
-            )
+                self.policy, self.critics, self.target_critics, alpha, batch, cfg.gamma,
+                self.draw_subset(), cfg.drop_quantiles,
+            )  # fmt: skip
         self.critic_optimizer.zero_grad(set_to_none=True)
         qf_loss.backward()
         self.critic_optimizer.step()
 
         if actor_step:
-            with self._autocast():
-                loss, pi_info = self._actor_loss(self.policy, self.critics, alpha, batch.obs)
+            with self._autocast(), self._actor_step_modes():
+                loss, pi_info = self._actor_loss(self.policy, self.critics, alpha, batch.obs, cfg.actor_q)
             info.update(pi_info)
             self.actor_optimizer.zero_grad(set_to_none=True)
             if cfg.autotune_alpha:
@@ -183,8 +168,11 @@ class SAC:
             self.actor_optimizer.step()
             if cfg.autotune_alpha:
                 self.alpha_optimizer.step()
-        if target_step:
+        if target_step and self.target_critics is not None:
             polyak_update(self._target_params, self._critic_params, cfg.tau)
+            with torch.no_grad():  # norm statistics (a target network of Batch Renorm critics)
+                for target, source in zip(self.target_critics.buffers(), self.critics.buffers()):
+                    target.copy_(source)
         info.pop("log_prob", None)
         return info
 
@@ -228,11 +216,13 @@ class SAC:
 
     # ---------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """Networks, target critics, log α, the three optimizers and the update counter."""
+        """Networks (norm statistics included), target critics, log α, the three optimizers,
+        the subset generator and the update counter."""
         return {
             "policy": self.policy.state_dict(),
             "critics": self.critics.state_dict(),
-            "target_critics": self.target_critics.state_dict(),
+            "target_critics": None if self.target_critics is None else self.target_critics.state_dict(),
+            "generator": self.generator.get_state(),
             "log_alpha": self.log_alpha.detach().clone(),
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
@@ -246,7 +236,9 @@ class SAC:
         keeps training the very tensor it holds (α is not frozen after a load)."""
         self.policy.load_state_dict(state["policy"])
         self.critics.load_state_dict(state["critics"])
-        self.target_critics.load_state_dict(state["target_critics"])
+        if self.target_critics is not None:
+            self.target_critics.load_state_dict(state["target_critics"])
+        restore_generator(self.generator, state["generator"], "REDQ subset")
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])

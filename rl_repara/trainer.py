@@ -28,6 +28,7 @@ from .envs import make_env
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
 from .logger import LOSS_TAGS, Logger, Progress
+from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy
 from .resume import RESUMABLE_KEYS, STATE_VERSION, get_key, resume_point
 from .rng import global_rng_state, seed_everything, set_global_rng_state
@@ -72,9 +73,16 @@ class Trainer:
             envs.single_action_space,
             **cfg.agent.policy_kwargs(),
         )
-        self.sac = SAC(policy, cfg.agent, device=device)
+        self.sac = SAC(policy, cfg.agent, device=device, seed=cfg.seed)
         self.buffer = ReplayBuffer(
-            cfg.agent.buffer_size, policy.obs_dim, policy.act_dim, device=device, seed=cfg.seed
+            cfg.agent.buffer_size, policy.obs_dim, policy.act_dim, device, cfg.seed, cfg.num_envs
+        )
+        self.noise = (
+            ColoredNoise(
+                cfg.agent.noise_beta, cfg.num_envs, policy.act_dim, self.collector.episode_steps, cfg.seed
+            )
+            if cfg.agent.noise_beta > 0
+            else None
         )
         self.checkpoints = CheckpointWriter(run_dir / "checkpoints")
         self.logger: Optional[Logger] = None
@@ -97,9 +105,11 @@ class Trainer:
         """One vector step; stores its transitions (unit-box actions) and logs ended episodes."""
         unit_actions, env_actions = self._actions()
         t = self.collector.step(env_actions)
-        if t.keep.any():
-            k = t.keep
-            self.buffer.add(t.obs[k], unit_actions[k], t.reward[k], t.next_obs[k], t.terminated[k])
+        if self.noise is not None and t.ended.any():
+            self.noise.reset(t.ended)
+        self.buffer.add(
+            t.obs, unit_actions, t.reward, t.next_obs, t.terminated, t.truncated, valid=t.keep
+        )  # every row, so each env's stream stays whole for n-step returns
         if self.logger is not None:
             for ret, length in t.episodes:
                 self.logger.scalars(
@@ -118,7 +128,11 @@ class Trainer:
                 env_actions = self.collector.random_actions()
                 unit = policy.to_unit(torch.as_tensor(env_actions, device=self.device))
                 return unit.cpu().numpy(), env_actions
-            unit = policy.unit_distribution(obs).sample()
+            dist = policy.unit_distribution(obs)
+            if self.noise is None:
+                unit = dist.sample()
+            else:  # colored ε: u = μ + σ·ε
+                unit = dist.transform(torch.as_tensor(self.noise.sample(), device=self.device))
             env_actions = policy.to_env(unit).cpu().numpy()
         if not np.isfinite(env_actions).all():
             raise TrainingDiverged(
@@ -132,7 +146,9 @@ class Trainer:
         if self.global_step < self.cfg.agent.learning_starts:
             return
         for _ in range(self.cfg.agent.utd * self.cfg.num_envs):
-            self.last_info = self.sac.update_tensors(self.buffer.sample(self.cfg.agent.batch_size))
+            agent = self.cfg.agent
+            batch = self.buffer.sample(agent.batch_size, agent.n_step, agent.gamma)
+            self.last_info = self.sac.update_tensors(batch)
 
     def evaluate(self, progress: Progress) -> None:
         """Deterministic episodes on the eval env; logged, and the best policy to ``best.pt``."""
@@ -200,6 +216,7 @@ class Trainer:
                 "last_eval_step": self.last_eval_step,
             },
             "last_info": {k: v.detach().cpu() for k, v in self.last_info.items()},
+            "noise": None if self.noise is None else self.noise.state_dict(),
             "rng": global_rng_state(),
         }
 
@@ -211,6 +228,8 @@ class Trainer:
         self.last_eval, self.best_eval = c["last_eval"], c["best_eval"]
         self.last_eval_step = c["last_eval_step"]
         self.last_info = {k: v.to(self.device) for k, v in state["last_info"].items()}
+        if self.noise is not None:
+            self.noise.load_state_dict(state["noise"])
         if not self.collector.load_state_dict(state["collector"], self.cfg.seed):
             warnings.warn(
                 f"{self.cfg.env.id} cannot be snapshotted mid-episode; the resumed run starts "

@@ -29,7 +29,7 @@ def filled(capacity: int, n: int, seed: int = 0) -> ReplayBuffer:
 
 def assert_batches_equal(a: Batch, b: Batch) -> None:
     for x, y in zip(a, b):
-        assert torch.equal(x, y)
+        assert x is not None and y is not None and torch.equal(x, y)
 
 
 def test_sample_returns_stored_transitions_with_their_fields_aligned():
@@ -139,3 +139,275 @@ def test_clear_errors():
         ReplayBuffer(4, OBS_DIM, ACT_DIM).add(*transitions(range(5)))
     with pytest.raises(ValueError, match="capacity 8 != this buffer's 4"):
         ReplayBuffer(4, OBS_DIM, ACT_DIM).load_state_dict(filled(8, 2).state_dict())
+
+
+# ----------------------------------------------------------------------------- n-step returns
+GAMMA = 0.5  # a power of two: every n-step sum of small integers below is exact in float32
+
+
+def steps(ids, terminated=(), truncated=(), invalid=()) -> dict:
+    """One transition per id: obs = [id, −id], action = id/10, reward = id + 1,
+    next_obs = obs + 1; the flags set for the ids listed. Invalid rows carry NaN data."""
+    ids = np.asarray(ids, dtype=np.float32)
+    obs = np.stack([ids, -ids], axis=1)
+    out = {
+        "obs": obs,
+        "action": ids[:, None] / 10,
+        "reward": ids + 1,
+        "next_obs": obs + 1,
+        "terminated": np.isin(ids, terminated),
+        "truncated": np.isin(ids, truncated),
+        "valid": ~np.isin(ids, invalid),
+    }
+    for key in ("obs", "action", "reward", "next_obs"):
+        out[key][~out["valid"]] = np.nan
+    return out
+
+
+def add_steps(buffer: ReplayBuffer, s: dict) -> None:
+    buffer.add(s["obs"], s["action"], s["reward"], s["next_obs"], s["terminated"], s["truncated"], s["valid"])
+
+
+def by_start(buffer: ReplayBuffer, n_step: int, gamma: float = GAMMA, draws: int = 3000) -> dict:
+    """``{start id: (reward, id of the last step taken, terminated, discount)}`` from one big
+    sample, checking that every draw of a start gives the same window."""
+    batch = buffer.sample(draws, n_step=n_step, gamma=gamma)
+    assert batch.discount is not None
+    for field in batch:
+        assert field is not None and torch.isfinite(field).all()
+    torch.testing.assert_close(batch.action[:, 0], batch.obs[:, 0] / 10)
+    torch.testing.assert_close(batch.next_obs[:, 1], -batch.next_obs[:, 0] + 2)  # a real next_obs
+    rows = zip(batch.obs[:, 0], batch.reward, batch.next_obs[:, 0] - 1, batch.terminated, batch.discount)
+    table: dict = {}
+    for start, *fields in rows:
+        window = tuple(float(x) for x in fields)
+        assert table.setdefault(float(start), window) == window
+    return table
+
+
+def test_n_step_windows_of_one_env_stop_at_termination_truncation_and_the_head():
+    """12 steps of one env: terminated at step 2, truncated at step 8, step 11 the newest."""
+    buffer = ReplayBuffer(16, OBS_DIM, ACT_DIM)
+    add_steps(buffer, steps(range(12), terminated=[2], truncated=[8]))
+    expected = {  # start: (n-step reward, last step taken, terminated, discount)
+        1: {t: (t + 1.0, t, float(t == 2), 0.0 if t == 2 else 0.5) for t in range(12)},
+        3: {
+            0: (1 + 1 + 0.75, 2, 1.0, 0.0),  # the termination at 2 ends the window: no bootstrap
+            1: (2 + 1.5, 2, 1.0, 0.0),
+            2: (3, 2, 1.0, 0.0),
+            3: (4 + 2.5 + 1.5, 5, 0.0, 0.125),
+            4: (5 + 3 + 1.75, 6, 0.0, 0.125),
+            5: (6 + 3.5 + 2, 7, 0.0, 0.125),
+            6: (7 + 4 + 2.25, 8, 0.0, 0.125),
+            7: (8 + 4.5, 8, 0.0, 0.25),  # the truncation at 8 ends it, and bootstraps
+            8: (9, 8, 0.0, 0.5),
+            9: (10 + 5.5 + 3, 11, 0.0, 0.125),
+            10: (11 + 6, 11, 0.0, 0.25),  # step 11 is the newest: the window stops there
+            11: (12, 11, 0.0, 0.5),
+        },
+        5: {
+            0: (2.75, 2, 1.0, 0.0),
+            1: (3.5, 2, 1.0, 0.0),
+            2: (3, 2, 1.0, 0.0),
+            3: (4 + 2.5 + 1.5 + 0.875 + 0.5, 7, 0.0, 0.03125),
+            4: (5 + 3 + 1.75 + 1 + 0.5625, 8, 0.0, 0.03125),
+            5: (6 + 3.5 + 2 + 1.125, 8, 0.0, 0.0625),
+            6: (7 + 4 + 2.25, 8, 0.0, 0.125),
+            7: (12.5, 8, 0.0, 0.25),
+            8: (9, 8, 0.0, 0.5),
+            9: (18.5, 11, 0.0, 0.125),
+            10: (17, 11, 0.0, 0.25),
+            11: (12, 11, 0.0, 0.5),
+        },
+    }
+    for n_step, table in expected.items():
+        want = {float(t): tuple(float(x) for x in w) for t, w in table.items()}
+        assert by_start(buffer, n_step) == want, n_step
+
+
+def reference(stream: dict, n_step: int, gamma: float) -> dict:
+    """The n-step window of every valid start of one env's stream (its steps in time order)."""
+    out = {}
+    ids = stream["obs"][:, 0]
+    for t in range(len(ids)):
+        if not stream["valid"][t]:
+            continue
+        total, k = 0.0, 0
+        while True:
+            total += gamma**k * float(stream["reward"][t + k])
+            k += 1
+            last = t + k - 1
+            if stream["terminated"][last] or stream["truncated"][last] or k == n_step:
+                break
+            if t + k == len(ids) or not stream["valid"][t + k]:
+                break
+        term = float(stream["terminated"][t + k - 1])
+        out[float(ids[t])] = (total, float(ids[last]), term, gamma**k * (1 - term))
+    return out
+
+
+def interleave(*streams: dict) -> dict:
+    """Rows of one vector step per time step, in env order."""
+    return {
+        k: np.stack([s[k] for s in streams], axis=1).reshape(-1, *streams[0][k].shape[1:]) for k in streams[0]
+    }
+
+
+def test_n_step_windows_never_mix_the_envs():
+    env0 = steps(range(10), terminated=[3], truncated=[7])
+    env1 = steps(range(100, 110), terminated=[108], truncated=[101])
+
+    def stepwise() -> ReplayBuffer:
+        buffer = ReplayBuffer(40, OBS_DIM, ACT_DIM, num_envs=2)
+        for t in range(10):  # one vector step at a time, as the trainer adds them
+            add_steps(buffer, interleave(*({k: v[t : t + 1] for k, v in s.items()} for s in (env0, env1))))
+        return buffer
+
+    buffer = stepwise()
+    assert len(buffer) == 20 and buffer.pos == 20
+    for n_step in (1, 3, 5):
+        got = by_start(buffer, n_step)
+        assert got == {**reference(env0, n_step, GAMMA), **reference(env1, n_step, GAMMA)}
+        assert all((start >= 100) == (last >= 100) for start, (_, last, _, _) in got.items())
+    # Several vector steps in one add store the same thing.
+    bulk = ReplayBuffer(40, OBS_DIM, ACT_DIM, num_envs=2)
+    add_steps(bulk, interleave(env0, env1))
+    assert_batches_equal(stepwise().sample(64, n_step=4), bulk.sample(64, n_step=4))
+
+
+def test_n_step_windows_stop_at_the_write_head_after_wrapping():
+    buffer = ReplayBuffer(6, OBS_DIM, ACT_DIM)
+    add_steps(buffer, steps(range(4)))
+    add_steps(buffer, steps(range(4, 9)))  # wraps: ids 6, 7, 8 overwrite ids 0, 1, 2
+    assert buffer.pos == 3  # id 8 sits just before id 3, the oldest: no window goes 8 → 3
+    got = by_start(buffer, 3)
+    assert got == {
+        3.0: (4 + 2.5 + 1.5, 5.0, 0.0, 0.125),
+        4.0: (5 + 3 + 1.75, 6.0, 0.0, 0.125),  # crosses the physical end of the storage
+        5.0: (6 + 3.5 + 2, 7.0, 0.0, 0.125),
+        6.0: (7 + 4 + 2.25, 8.0, 0.0, 0.125),
+        7.0: (8 + 4.5, 8.0, 0.0, 0.25),  # near the head: shorter windows
+        8.0: (9, 8.0, 0.0, 0.5),
+    }
+    # Two envs, capacity 7 rounded down to 3 rows of 2; 5 vector steps keep the last 3.
+    env0, env1 = steps(range(5)), steps(range(100, 105), terminated=[103])
+    two = ReplayBuffer(7, OBS_DIM, ACT_DIM, num_envs=2)
+    assert two.capacity == 6
+    add_steps(two, interleave(*({k: v[:2] for k, v in s.items()} for s in (env0, env1))))
+    add_steps(two, interleave(*({k: v[2:] for k, v in s.items()} for s in (env0, env1))))
+    kept0, kept1 = ({k: v[2:] for k, v in s.items()} for s in (env0, env1))
+    for n_step in (2, 5):
+        assert by_start(two, n_step) == {**reference(kept0, n_step, GAMMA), **reference(kept1, n_step, GAMMA)}
+    # One more step: the newest rows before it now go on into it.
+    add_steps(two, interleave(steps([5]), steps([105])))
+    assert by_start(two, 2)[4.0] == (5 + 3, 5.0, 0.0, 0.25)
+
+
+def test_invalid_rows_are_never_sampled_and_cut_the_windows():
+    env0 = steps(range(8), invalid=[3, 6])
+    env1 = steps(range(100, 108), invalid=[100])
+    buffer = ReplayBuffer(16, OBS_DIM, ACT_DIM, num_envs=2)
+    add_steps(buffer, interleave(env0, env1))
+    assert len(buffer) == 16 and buffer.num_valid == 13
+    got = by_start(buffer, 3)
+    assert set(got) == {0.0, 1.0, 2.0, 4.0, 5.0, 7.0, *map(float, range(101, 108))}
+    assert got[1.0] == (2 + 1.5, 2.0, 0.0, 0.25)  # stops before the invalid step 3
+    assert got[2.0] == (3, 2.0, 0.0, 0.5)
+    assert got[5.0] == (6, 5.0, 0.0, 0.5)
+    assert got[101.0] == (102 + 51.5 + 26, 103.0, 0.0, 0.125)  # env 1 is not cut by env 0's
+    assert got == {**reference(env0, 3, GAMMA), **reference(env1, 3, GAMMA)}
+    stepwise = ReplayBuffer(16, OBS_DIM, ACT_DIM, num_envs=2)
+    for t in range(8):  # one vector step at a time: an invalid row cuts the window before it
+        add_steps(stepwise, interleave(*({k: v[t : t + 1] for k, v in s.items()} for s in (env0, env1))))
+    assert by_start(stepwise, 3) == got
+    # Uniform among the valid rows: chi-square with 12 degrees of freedom (32.91: its 0.1% quantile).
+    n = 13_000
+    counts = np.unique(buffer.sample(n).obs[:, 0].numpy(), return_counts=True)[1]
+    assert len(counts) == 13 and ((counts - n / 13) ** 2 / (n / 13)).sum() < 32.91
+    # Overwriting an invalid row with a valid one makes it sampleable again, and the reverse.
+    small = ReplayBuffer(2, OBS_DIM, ACT_DIM)
+    add_steps(small, steps([0, 1], invalid=[0]))
+    assert small.num_valid == 1 and set(small.sample(50).obs[:, 0].tolist()) == {1.0}
+    add_steps(small, steps([2], invalid=[2]))  # overwrites id 0
+    assert small.num_valid == 1 and set(small.sample(50).obs[:, 0].tolist()) == {1.0}
+    add_steps(small, steps([3]))  # overwrites id 1
+    assert small.num_valid == 1 and set(small.sample(50).obs[:, 0].tolist()) == {3.0}
+    add_steps(small, steps([4, 5], invalid=[4, 5]))
+    assert len(small) == 2 and small.num_valid == 0
+    with pytest.raises(RuntimeError, match="without valid transitions"):
+        small.sample(1)
+
+
+def test_n_step_1_is_the_stored_transition_with_discount_gamma_times_not_terminated():
+    buffer = filled(50, 40, seed=7)
+    for gamma in (0.99, 0.5, 0.9):
+        batch = buffer.sample(256, n_step=1, gamma=gamma)
+        ids = batch.reward
+        torch.testing.assert_close(batch.obs, torch.stack([ids, -ids], 1), rtol=0, atol=0)
+        torch.testing.assert_close(batch.next_obs, batch.obs + 1, rtol=0, atol=0)
+        torch.testing.assert_close(batch.terminated, (ids % 2 == 1).float(), rtol=0, atol=0)
+        assert batch.discount is not None and batch.discount.dtype == torch.float32
+        assert torch.equal(batch.discount, gamma * (1 - batch.terminated))
+        assert set(batch.discount.tolist()) == {0.0, float(torch.tensor(gamma))}
+    # The draws are the ones the buffer always made: uniform indices from its own generator.
+    generator = torch.Generator().manual_seed(7)
+    idx = torch.randint(0, 40, (256,), generator=generator)
+    assert torch.equal(filled(50, 40, seed=7).sample(256).reward, idx.float())
+    # A longer window that takes one step (every id odd here ends its episode) agrees exactly.
+    a, b = filled(50, 40, seed=7), filled(50, 40, seed=7)
+    one, longer = a.sample(256, n_step=1, gamma=0.99), b.sample(256, n_step=4, gamma=0.99)
+    odd = one.terminated == 1
+    for x, y in zip(one, longer):
+        assert x is not None and y is not None and torch.equal(x[odd], y[odd])
+    # A batch built by hand from the first five fields has no discount.
+    assert Batch(*one[:5]).discount is None
+
+
+def test_n_step_state_dict_round_trip_is_bit_exact():
+    env0 = steps(range(12), terminated=[4], truncated=[9], invalid=[6])
+    env1 = steps(range(100, 112), terminated=[110], invalid=[102])
+    rows = interleave(env0, env1)
+    original = ReplayBuffer(17, OBS_DIM, ACT_DIM, seed=3, num_envs=2)  # 8 rows of 2
+    add_steps(original, {k: v[:14] for k, v in rows.items()})
+    add_steps(original, {k: v[14:20] for k, v in rows.items()})  # wraps
+    original.sample(9, n_step=3, gamma=0.9)
+    stream = io.BytesIO()
+    torch.save(original.state_dict(), stream)
+    stream.seek(0)
+    restored = ReplayBuffer(17, OBS_DIM, ACT_DIM, seed=42, num_envs=2)
+    restored.load_state_dict(torch.load(stream))
+    assert (len(restored), restored.pos, restored.num_valid) == (
+        len(original),
+        original.pos,
+        original.num_valid,
+    )
+    for n_step in (1, 3, 6):
+        assert_batches_equal(original.sample(32, n_step, 0.9), restored.sample(32, n_step, 0.9))
+    for buffer in (original, restored):  # the newest rows link on into the next add alike
+        add_steps(buffer, {k: v[20:] for k, v in rows.items()})
+    for n_step in (1, 4):
+        assert_batches_equal(original.sample(64, n_step, 0.9), restored.sample(64, n_step, 0.9))
+    with pytest.raises(ValueError, match="num_envs 2 != this buffer's 1"):
+        ReplayBuffer(16, OBS_DIM, ACT_DIM).load_state_dict(original.state_dict())
+
+
+def test_a_state_without_flags_loads_as_all_valid_and_untruncated():
+    """A checkpoint written before the flags existed."""
+    original = filled(8, 6, seed=5)
+    original.add(*transitions(range(6, 11)))  # wraps
+    state = original.state_dict()
+    del state["num_envs"], state["data"]["truncated"], state["data"]["valid"]
+    restored = ReplayBuffer(8, OBS_DIM, ACT_DIM, seed=0)
+    restored.load_state_dict(state)
+    assert restored.num_valid == 8
+    for n_step in (1, 3):
+        assert_batches_equal(original.sample(32, n_step), restored.sample(32, n_step))
+
+
+def test_n_step_clear_errors():
+    with pytest.raises(ValueError, match=r"capacity \(3\) must be >= num_envs \(4\)"):
+        ReplayBuffer(3, OBS_DIM, ACT_DIM, num_envs=4)
+    with pytest.raises(ValueError, match="cannot add 3 transitions to a buffer of num_envs 2"):
+        ReplayBuffer(8, OBS_DIM, ACT_DIM, num_envs=2).add(*transitions(range(3)))
+    with pytest.raises(ValueError, match="n_step must be >= 1"):
+        filled(4, 4).sample(1, n_step=0)

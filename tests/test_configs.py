@@ -123,3 +123,27 @@ def test_run_dir_resolver(tmp_path):
         run_dir_resolver(str(tmp_path / "checkpoints" / "last.pt"), "runs/x")
     with pytest.raises(ConfigError, match="no such file or directory"):
         run_dir_resolver(str(tmp_path / "missing"), "runs/x")
+
+
+AGENTS = sorted(p.stem for p in (CONF / "agent").glob("*.yaml"))
+
+
+def test_the_sac_family_presets_are_all_there():
+    assert set(AGENTS) == {"sac", "crossq", "tqc", "droq", "redq"}
+
+
+@pytest.mark.parametrize("agent", [a for a in AGENTS if a != "sac"])
+def test_each_agent_preset_composes_over_sac_and_keeps_its_values_on_a_mujoco_env(agent):
+    """agent=NAME starts from agent/sac.yaml and sets its authors' values, which an env preset
+    does not overwrite (MuJoCo presets leave the learning rate to the agent)."""
+    raw = yaml.safe_load((CONF / "agent" / f"{agent}.yaml").read_text())
+    assert raw.pop("defaults") == ["sac", "_self_"]
+    assert "# " in (CONF / "agent" / f"{agent}.yaml").read_text().splitlines()[0]  # the source
+    cfg = _compose(overrides=[f"agent={agent}", "env=hopper"])
+    cfg.validate()
+    for key, value in raw.items():
+        assert getattr(cfg.agent, key) == value, key
+    base = _compose(overrides=["env=hopper"]).agent
+    for key in {f.name for f in dataclasses.fields(SACConfig)} - set(raw) - {"learning_starts"}:
+        assert getattr(cfg.agent, key) == getattr(base, key), key
+    assert _compose(overrides=[f"agent={agent}", "agent.num_critics=7"]).agent.num_critics == 7

@@ -1,0 +1,153 @@
+"""``SACConfig``: every hyperparameter of the learner, the SAC family's building blocks included.
+
+CrossQ, TQC, DroQ and REDQ are configurations of these fields (``conf/agent/*.yaml``), not
+classes: a critic normalization (none, LayerNorm, Batch Renorm), dropout, a target network or
+none, the ensemble size and the subset the target takes its min over, a scalar or quantile
+head, and how the actor reduces the critics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+__all__ = ["SACConfig", "NORMS"]
+
+NORMS = ("none", "layer", "batchrenorm")
+
+
+@dataclass
+class SACConfig:
+    """Every SAC hyperparameter. Defaults follow the SAC paper and the RL Zoo."""
+
+    gamma: float = 0.99  # discount γ
+    tau: float = 0.005  # Polyak rate: θ' ← (1 − τ)θ' + τθ
+    lr: float = 3e-4  # Adam learning rate of actor, critics and α
+    adam_beta1: float = 0.9  # Adam's β1 (CrossQ: 0.5)
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    learning_starts: int = 5_000  # env steps of uniform random actions before learning
+    utd: int = 1  # gradient updates per env step (update-to-data ratio)
+    n_step: int = 1  # n-step returns, computed when a batch is sampled
+    num_critics: int = 2
+    hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # actor (and critics)
+    critic_hidden_sizes: Optional[List[int]] = None  # None: hidden_sizes
+    critic_norm: str = "none"  # none | layer | batchrenorm, after each hidden Linear
+    critic_dropout: float = 0.0  # dropout after each hidden Linear of the critics (DroQ)
+    actor_norm: str = "none"  # none | batchrenorm (CrossQ)
+    brn_momentum: float = 0.01  # Batch Renorm: running-statistics rate
+    brn_warmup_steps: int = 100_000  # Batch Renorm: train steps as plain batch norm first
+    target_network: bool = True  # false: CrossQ's joint (s, a), (s', a') pass, no target
+    critic_subset: Optional[int] = None  # REDQ: the target's min over this many random critics
+    actor_q: str = "min"  # min | mean over the critics (and quantiles) in the actor loss
+    num_quantiles: int = 1  # > 1: TQC's distributional critics with this many quantiles
+    drop_quantiles: int = 0  # TQC: per critic, dropped from the top of the pooled target
+    policy_delay: int = 1  # actor and α step once every `policy_delay` critic steps
+    target_update_every: int = 1  # Polyak update once every this many critic steps
+    autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
+    init_alpha: float = 1.0  # α at the start (fixed α when autotune_alpha is false)
+    target_entropy: Optional[float] = None  # nats, unit-box density; None: −act_dim
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    noise_beta: float = 0.0  # exploration noise color while collecting: 0 white, 1 pink
+    normalize_obs: bool = False  # running mean/std of observations, inside the policy
+    obs_clip: float = 10.0  # normalized observations are clipped to ±obs_clip
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
+    compile: bool = False  # torch.compile the update
+    cudagraphs: bool = False  # CUDA graphs for the update (GPU only; implies compile)
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The ``TanhGaussianPolicy`` arguments this config sets (all but spaces and bounds)."""
+        return {
+            "hidden_sizes": self.hidden_sizes,
+            "log_std_bounds": (self.log_std_min, self.log_std_max),
+            "normalize_obs": self.normalize_obs,
+            "obs_clip": self.obs_clip,
+            "norm": self.actor_norm,
+            **self._brn_kwargs(self.actor_norm),
+        }
+
+    def critic_kwargs(self) -> dict[str, Any]:
+        """The ``QEnsemble`` arguments this config sets (all but the shapes)."""
+        return {
+            "num_critics": self.num_critics,
+            "hidden_sizes": self.critic_hidden_sizes or self.hidden_sizes,
+            "norm": self.critic_norm,
+            "dropout": self.critic_dropout,
+            "input_norm": self.critic_norm == "batchrenorm",
+            "num_quantiles": self.num_quantiles,
+            **self._brn_kwargs(self.critic_norm),
+        }
+
+    def _brn_kwargs(self, norm: str) -> dict[str, Any]:
+        if norm != "batchrenorm":
+            return {}
+        return {"momentum": self.brn_momentum, "warmup_steps": self.brn_warmup_steps}
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad value (or combination of values)."""
+        for ok, msg in self._range_checks() + self._combination_checks():
+            if not ok:
+                raise ValueError(f"agent config: {msg}.")
+
+    def _range_checks(self) -> list[tuple[bool, str]]:
+        sizes_ok = all(len(s) >= 1 and all(h >= 1 for h in s) for s in self._all_sizes())
+        return [
+            (0.0 <= self.gamma <= 1.0, "gamma must be in [0, 1]"),
+            (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
+            (self.lr > 0, "lr must be > 0"),
+            (0.0 <= self.adam_beta1 < 1.0, "adam_beta1 must be in [0, 1)"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.buffer_size >= 1, "buffer_size must be >= 1"),
+            (self.learning_starts >= 0, "learning_starts must be >= 0"),
+            (self.utd >= 1, "utd must be >= 1"),
+            (self.n_step >= 1, "n_step must be >= 1"),
+            (self.num_critics >= 1, "num_critics must be >= 1"),
+            (self.policy_delay >= 1, "policy_delay must be >= 1"),
+            (self.target_update_every >= 1, "target_update_every must be >= 1"),
+            (self.init_alpha > 0, "init_alpha must be > 0"),
+            (self.log_std_min < self.log_std_max, "log_std_min must be < log_std_max"),
+            (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
+            (self.obs_clip > 0, "obs_clip must be > 0"),
+            (self.noise_beta >= 0, "noise_beta must be >= 0 (0 white, 1 pink, 2 red)"),
+            (self.critic_norm in NORMS, f"critic_norm must be one of {', '.join(NORMS)}"),
+            (self.actor_norm in ("none", "batchrenorm"), "actor_norm must be none or batchrenorm"),
+            (0.0 <= self.critic_dropout < 1.0, "critic_dropout must be in [0, 1)"),
+            (self.actor_q in ("min", "mean"), "actor_q must be min or mean"),
+            (self.num_quantiles >= 1, "num_quantiles must be >= 1"),
+            (0.0 < self.brn_momentum <= 1.0, "brn_momentum must be in (0, 1]"),
+            (self.brn_warmup_steps >= 0, "brn_warmup_steps must be >= 0"),
+            (sizes_ok, "hidden_sizes and critic_hidden_sizes must be non-empty lists of positive ints"),
+        ]
+
+    def _combination_checks(self) -> list[tuple[bool, str]]:
+        subset = self.critic_subset
+        brn = "batchrenorm" in (self.critic_norm, self.actor_norm)
+        return [
+            (
+                self.drop_quantiles == 0 or self.num_quantiles > 1,
+                f"drop_quantiles={self.drop_quantiles} needs a quantile head: set num_quantiles > 1 "
+                "(TQC: num_quantiles=25, drop_quantiles=2), or drop_quantiles=0",
+            ),
+            (
+                0 <= self.drop_quantiles < self.num_quantiles,
+                f"drop_quantiles ({self.drop_quantiles}) must be in [0, num_quantiles={self.num_quantiles})",
+            ),
+            (
+                subset is None or 1 <= subset <= self.num_critics,
+                f"critic_subset ({subset}) must be between 1 and num_critics ({self.num_critics})",
+            ),
+            (
+                not brn or self.batch_size >= 2,
+                f"Batch Renorm (critic_norm or actor_norm=batchrenorm) needs batch_size >= 2; got "
+                f"batch_size={self.batch_size}",
+            ),
+            (
+                self.target_network or self.critic_norm == "batchrenorm",
+                "target_network=false (CrossQ) needs critic_norm=batchrenorm: without it the "
+                "critics bootstrap from themselves and diverge",
+            ),
+        ]
+
+    def _all_sizes(self) -> list[List[int]]:
+        return [self.hidden_sizes] + ([self.critic_hidden_sizes] if self.critic_hidden_sizes else [])

@@ -1,0 +1,161 @@
+"""The SAC family as configurations of one learner: TQC's quantile Huber loss and truncated
+pooled target, REDQ's random subsets, CrossQ's joint pass without a target network, DroQ's
+dropout and LayerNorm critics, and a one-line error for knobs that make no sense together."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
+from rl_repara.losses import critic_loss, quantile_huber_loss
+
+OBS_DIM, ACT_DIM = 3, 2
+
+
+def _policy() -> TanhGaussianPolicy:
+    return TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=(8,))
+
+
+def _constant(values: list[list[float]] | list[float], **kw) -> QEnsemble:
+    """Critic k outputs ``values[k]`` (a scalar or one value per quantile) for every input."""
+    table = torch.tensor(values, dtype=torch.float32)
+    quantiles = 1 if table.dim() == 1 else table.shape[1]
+    ensemble = QEnsemble(OBS_DIM, ACT_DIM, table.shape[0], (8,), num_quantiles=quantiles, **kw)
+    last = ensemble.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(table.reshape(table.shape[0], 1, quantiles))
+    return ensemble
+
+
+def _batch(n: int = 4, terminated: float = 0.0) -> Batch:
+    return Batch(
+        torch.randn(n, OBS_DIM), torch.rand(n, ACT_DIM) * 2 - 1, torch.zeros(n), torch.randn(n, OBS_DIM),
+        torch.full((n,), terminated),
+    )  # fmt: skip
+
+
+def test_quantile_huber_loss_matches_a_hand_computed_example():
+    """θ = (0, 1) at τ = (¼, ¾), targets (½, 2), κ = 1. Pairs (u = y − θ, weight, Huber):
+    (½, ¼, ⅛), (2, ¼, 3/2), (−½, ¼, ⅛), (1, ¾, ½) → mean of the weighted terms = 0.203125."""
+    loss = quantile_huber_loss(torch.tensor([[[0.0, 1.0]]]), torch.tensor([[0.5, 2.0]]))
+    assert loss.item() == pytest.approx(0.203125, abs=1e-7)
+    # the asymmetry: raising a low quantile towards the targets lowers the loss
+    assert quantile_huber_loss(torch.tensor([[[0.4, 1.0]]]), torch.tensor([[0.5, 2.0]])) < loss
+
+
+def test_tqc_target_pools_sorts_and_drops_the_top_quantiles_of_all_critics():
+    """Target critics with quantiles (1, 2, 3) and (10, 20, 30), d = 1 per critic: the pooled
+    sorted mixture (1, 2, 3, 10, 20, 30) loses its top 2, so the target is (1, 2, 3, 10)
+    (reward 0, γ = 1, α = 0, no termination)."""
+    critics = _constant([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    targets = _constant([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
+    batch = _batch()
+    loss, _ = critic_loss(_policy(), critics, targets, torch.tensor(0.0), batch, 1.0, drop_quantiles=1)
+    expected_target = torch.tensor([1.0, 2.0, 3.0, 10.0]).expand(4, 4)
+    zeros = torch.zeros(2, 4, 3)
+    assert loss.item() == pytest.approx(quantile_huber_loss(zeros, expected_target).item(), rel=1e-6)
+    keep_all, _ = critic_loss(_policy(), critics, targets, torch.tensor(0.0), batch, 1.0, drop_quantiles=0)
+    assert keep_all.item() > loss.item()  # the dropped top quantiles were really left out
+
+
+def test_redq_target_takes_the_min_over_the_drawn_subset():
+    """Constant target critics (5, 3, 8, 1, 7): with the subset {0, 2} the target is
+    r + γ·(min(5, 8) − α·log π) = γ·5 at α = 0."""
+    critics, targets = _constant([0.0] * 5), _constant([5.0, 3.0, 8.0, 1.0, 7.0])
+    batch = _batch()
+    loss, _ = critic_loss(
+        _policy(), critics, targets, torch.tensor(0.0), batch, 0.5, subset=torch.tensor([0, 2])
+    )
+    assert loss.item() == pytest.approx(5 * (0.0 - 0.5 * 5.0) ** 2, rel=1e-6)
+
+
+def test_redq_draws_m_distinct_critics_from_the_learners_own_generator():
+    cfg = SACConfig(num_critics=10, critic_subset=2, hidden_sizes=[8])
+    a, b = SAC(_policy(), cfg, seed=3), SAC(_policy(), cfg, seed=3)
+    torch.manual_seed(0)
+    draws = [a.draw_subset() for _ in range(50)]
+    torch.manual_seed(123)  # the global RNG plays no part
+    assert all(torch.equal(x, b.draw_subset()) for x in draws)
+    assert all(len(set(d.tolist())) == 2 and 0 <= min(d) and max(d) < 10 for d in draws)
+    assert len({tuple(sorted(d.tolist())) for d in draws}) > 10  # varies from draw to draw
+    c = SAC(_policy(), cfg, seed=4)
+    assert [c.draw_subset().tolist() for _ in range(5)] != [d.tolist() for d in draws[:5]]
+
+
+def test_crossq_has_no_target_network_and_its_joint_pass_equals_two_passes_in_eval_mode():
+    cfg = SACConfig(
+        target_network=False, critic_norm="batchrenorm", actor_norm="batchrenorm", hidden_sizes=[16]
+    )
+    sac = SAC(TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=(16,), norm="batchrenorm"), cfg)
+    assert sac.target_critics is None and sac.state_dict()["target_critics"] is None
+    critics, batch = sac.critics.eval(), _batch(8)
+    torch.manual_seed(0)
+    joint, _ = critic_loss(sac.policy, critics, None, torch.tensor(0.1), batch, 0.99)
+    # the same loss from two separate passes: Q(s, a), and Q(s', a') as the target
+    torch.manual_seed(0)
+    with torch.no_grad():
+        next_action, log_prob = sac.policy.sample_unit(batch.next_obs)
+        y = 0.99 * (critics(batch.next_obs, next_action).min(0).values - 0.1 * log_prob)
+    q = critics(batch.obs, batch.action)
+    torch.testing.assert_close(joint, (q - y).square().mean(1).sum())
+
+
+def test_crossq_batch_statistics_cover_both_halves_of_the_joint_pass():
+    """In train mode the joint pass normalizes (s, a) and (s', a') with the statistics of both:
+    the loss differs from two train-mode passes, and the running statistics moved."""
+    cfg = SACConfig(target_network=False, critic_norm="batchrenorm", hidden_sizes=[16])
+    sac = SAC(_policy(), cfg)
+    before = {k: v.clone() for k, v in sac.critics.state_dict().items() if "running" in k}
+    assert before, "no Batch Renorm statistics in the critics' state_dict"
+    sac.update(_batch(32))
+    after = sac.critics.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"drop_quantiles": 2}, "drop_quantiles=2 needs a quantile head: set num_quantiles > 1"),
+        ({"num_critics": 3, "critic_subset": 5}, "critic_subset (5) must be between 1 and num_critics (3)"),
+        ({"critic_norm": "batchrenorm", "batch_size": 1}, "needs batch_size >= 2"),
+        ({"target_network": False}, "target_network=false (CrossQ) needs critic_norm=batchrenorm"),
+        ({"critic_norm": "group"}, "critic_norm must be one of none, layer, batchrenorm"),
+        ({"actor_q": "max"}, "actor_q must be min or mean"),
+    ],
+)
+def test_knobs_that_make_no_sense_get_one_line_naming_them(overrides, message):
+    with pytest.raises(ValueError) as info:
+        SACConfig(**overrides).validate()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        {},  # SAC
+        {
+            "target_network": False,
+            "critic_norm": "batchrenorm",
+            "actor_norm": "batchrenorm",
+            "policy_delay": 3,
+        },
+        {"num_critics": 3, "num_quantiles": 5, "drop_quantiles": 1, "actor_q": "mean"},
+        {"critic_dropout": 0.01, "critic_norm": "layer", "utd": 2},
+        {"num_critics": 4, "critic_subset": 2, "actor_q": "mean"},
+    ],
+    ids=["sac", "crossq", "tqc", "droq", "redq"],
+)
+def test_every_variant_updates_with_finite_losses_and_touches_only_its_own_parameters(preset):
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=(16,), norm=preset.get("actor_norm", "none"))
+    sac = SAC(policy, SACConfig(hidden_sizes=[16], **preset))
+    policy_before = [p.detach().clone() for p in sac.policy.parameters()]
+    critics_before = [p.detach().clone() for p in sac.critics.parameters()]
+    for _ in range(3):
+        info = sac.update(_batch(16))
+    assert all(torch.isfinite(torch.tensor(v)) for v in info.values()), info
+    assert any(not torch.equal(a, b) for a, b in zip(policy_before, sac.policy.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critics_before, sac.critics.parameters()))
+    assert not sac.policy.training or "actor_norm" not in preset  # at rest in eval mode (Batch Renorm)
