@@ -19,7 +19,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 
-def _run(env_id: str, seed: int, steps: int, run_dir: str, agent: dict, eval_every: int) -> dict:
+def _run(
+    env_id: str, seed: int, steps: int, run_dir: str, agent: dict, eval_every: int, episodes: int = 10
+) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
@@ -33,7 +35,7 @@ def _run(env_id: str, seed: int, steps: int, run_dir: str, agent: dict, eval_eve
         torch_threads=1,
         agent=SACConfig(**agent),
         log=LogConfig(progress="none"),
-        eval=EvalConfig(every_steps=eval_every, episodes=10),
+        eval=EvalConfig(every_steps=eval_every, episodes=episodes),
     )
     start = time.perf_counter()
     result = train(cfg)
@@ -58,6 +60,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000)
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--agent", default="{}", help='SACConfig overrides as JSON, e.g. {"lr": 1e-3}')
+    p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--runs", default="/tmp/learning_check")
     p.add_argument("--out", required=True)
@@ -67,7 +70,14 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
         futures = [
             pool.submit(
-                _run, args.env, s, args.steps, f"{args.runs}/{args.env}-{stamp}-s{s}", agent, args.eval_every
+                _run,
+                args.env,
+                s,
+                args.steps,
+                f"{args.runs}/{args.env}-{stamp}-s{s}",
+                agent,
+                args.eval_every,
+                args.eval_episodes,
             )
             for s in args.seeds
         ]
@@ -78,11 +88,18 @@ def main() -> None:
         "agent": agent,
         "machine": platform.processor() or platform.machine(),
         "cpu": _cpu_model(),
+        "gpu": _gpu(),
         "runs": runs,
     }
     Path(args.out).write_text(json.dumps(out, indent=1))
     for r in runs:
         print(f"seed {r['seed']}: final {r['final']:.1f} best {r['best']:.1f} wall {r['wall_s']} s")
+
+
+def _gpu() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def _cpu_model() -> str:

@@ -1,6 +1,5 @@
 """The SAC family learns: Pendulum-v1 reaches a deterministic eval return >= -200 within 20k env
-steps on 3 seeds, for SAC and for every preset of its family, and CrossQ gets there in fewer
-steps than SAC, measured in the same run.
+steps on 3 seeds, for SAC and for every preset of its family.
 
 The RL Zoo's tuned SAC reaches -157 ± 89 at that budget. Each seed runs in its own process
 with one torch thread (the fastest layout on a 2-core machine); a run stops as soon as an
@@ -81,9 +80,13 @@ def test_pendulum_learns_for_three_seeds(tmp_path, name):
 
 
 @pytest.mark.slow
-def test_sac_and_crossq_learn_and_crossq_needs_fewer_steps(tmp_path):
+def test_sac_and_crossq_learn_and_report_their_steps(tmp_path):
+    """Both reach -200 on 3 seeds; the steps each needed are printed side by side. CrossQ is
+    not asserted to be faster here: on Pendulum at this size it was not (measured: SAC 4000 /
+    4000 / 5000 steps, CrossQ 5000 / 3000 / 6000; docs/benchmarks.md), while on HalfCheetah it
+    was far ahead at 10k steps."""
     sac, crossq = _run_seeds(tmp_path, "sac"), _run_seeds(tmp_path, "crossq")
     _assert_learned("sac", sac)
     _assert_learned("crossq", crossq)
     steps = {name: statistics.mean(s for _, _, s in r) for name, r in (("sac", sac), ("crossq", crossq))}
-    assert steps["crossq"] < steps["sac"], steps
+    print(f"mean env steps to -200: {steps}")

@@ -162,7 +162,11 @@ def test_quick_tour_runs_as_written(tmp_path):
     sweeps = sorted(tmp_path.glob("runs/Pendulum-v1/multirun-*"))
     assert [len(list(s.glob("*_seed*"))) for s in sweeps] == [3, 2]
     assert (tmp_path / "curves.png").stat().st_size > 10_000
-    assert seen.count("rl-repara-train") >= 9 and "tensorboard" in seen
+    assert seen.count("rl-repara-train") >= 11 and "tensorboard" in seen
+    hopper = _newest("runs/Hopper-v5/20*", tmp_path)
+    assert saved(hopper)["config"]["agent"]["target_network"] is False  # agent=crossq
+    tqc = saved(_newest("runs/Walker2d-v5/20*", tmp_path))["config"]["agent"]
+    assert (tqc["num_quantiles"], tqc["n_step"], tqc["noise_beta"]) == (25, 3, 1.0)
     exported = sorted(p.name for p in (tmp_path / "runs" / "controller" / "export").iterdir())
     assert exported == ["policy.onnx", "policy.onnx.json", "policy.pt2", "policy.pt2.json"]
     assert saved(tmp_path / "runs" / "controller")["config"]["agent"]["normalize_obs"] is True

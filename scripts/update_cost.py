@@ -1,0 +1,74 @@
+"""What one env step of learning costs for each SAC-family preset: the time of the updates it
+runs (``utd`` gradient updates on a batch from a filled buffer), on this machine, one process.
+
+    python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1
+
+Presets are read from ``conf/agent/*.yaml`` (merged over ``sac.yaml``), so the table follows
+the files. The env step itself is left out (HalfCheetah: ~27 µs; see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from rl_repara import SAC, ReplayBuffer, SACConfig, TanhGaussianPolicy
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "agent"
+
+
+def preset(name: str) -> SACConfig:
+    values = yaml.safe_load((CONF / "sac.yaml").read_text())
+    extra = yaml.safe_load((CONF / f"{name}.yaml").read_text()) if name != "sac" else {}
+    extra.pop("defaults", None)
+    return SACConfig(**{**values, **extra})
+
+
+def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> float:
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy(obs_dim, act_dim, **cfg.policy_kwargs())
+    sac = SAC(policy, cfg)
+    buf = ReplayBuffer(20_000, obs_dim, act_dim)
+    n = 10_000
+    buf.add(np.random.randn(n, obs_dim), np.random.uniform(-1, 1, (n, act_dim)), np.random.randn(n),
+            np.random.randn(n, obs_dim), np.zeros(n))  # fmt: skip
+    for _ in range(3 * cfg.utd):
+        sac.update_tensors(buf.sample(cfg.batch_size, cfg.n_step, cfg.gamma))
+    start = time.perf_counter()
+    for _ in range(steps * cfg.utd):
+        sac.update_tensors(buf.sample(cfg.batch_size, cfg.n_step, cfg.gamma))
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--act-dim", type=int, default=6)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=20, help="env steps timed per preset")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    machine = platform.processor() or platform.machine()
+    print(
+        f"{machine}, torch {torch.__version__}, {args.threads} thread(s), "
+        f"obs {args.obs_dim}, act {args.act_dim}"
+    )
+    base = None
+    for name in ("sac", "crossq", "tqc", "droq", "redq"):
+        cfg = preset(name)
+        ms = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
+        base = base or ms
+        print(
+            f"{name:7s} utd {cfg.utd:2d}: {ms:8.1f} ms of updates per env step ({ms / base:5.1f}x SAC)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
