@@ -333,17 +333,7 @@ def env_dims(env_id: str) -> tuple[int, int]:
 
 def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
-    base = Setting(
-        env_id,
-        num_envs,
-        args.batch_size,
-        args.width,
-        args.learning_starts,
-        args.buffer_size,
-        args.warmup,
-        args.steps,
-        args.seed,
-    )
+    base = _setting(args, env_id, num_envs)
     ours = update_flops(obs_dim, act_dim, args.width, args.batch_size)
     variants = [("rl_repara", lambda: rl_repara_sps(base), ours)]
     if args.compile:
@@ -393,17 +383,7 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
 
 def flop_check(args, env_id: str, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
-    s = Setting(
-        env_id,
-        1,
-        args.batch_size,
-        args.width,
-        args.learning_starts,
-        args.buffer_size,
-        args.warmup,
-        args.steps,
-        args.seed,
-    )
+    s = _setting(args, env_id, 1)
     ours = update_flops(obs_dim, act_dim, args.width, args.batch_size)
     line = (
         f"FLOPs per update on {env_id}: rl_repara {ours / 1e6:.1f} M analytic, "
@@ -472,6 +452,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-sb3", action="store_true", help="time rl_repara alone")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
+
+
+def _setting(args: argparse.Namespace, env_id: str, num_envs: int) -> Setting:
+    """The ``Setting`` the command line asks for, on ``env_id`` with ``num_envs`` vector envs."""
+    return Setting(env_id, num_envs, args.batch_size, args.width, args.learning_starts,
+                   args.buffer_size, args.warmup, args.steps, args.seed)  # fmt: skip
 
 
 def main(argv=None) -> None:
