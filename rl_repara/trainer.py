@@ -27,6 +27,7 @@ from .device import resolve_device
 from .envs import make_env
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
+from .exploration import explore
 from .logger import LOSS_TAGS, Logger, Progress
 from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy
@@ -118,28 +119,16 @@ class Trainer:
 
     def _actions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(unit-box actions, env-unit actions)``: uniform random ones until
-        ``learning_starts``, then samples from the policy."""
-        policy = self.sac.policy
-        with torch.inference_mode():
-            obs = torch.as_tensor(self.collector.obs, device=self.device)
-            if policy.obs_normalizer is not None:
-                policy.obs_normalizer.update(obs)  # each obs acted on, once
-            if self.global_step < self.cfg.agent.learning_starts:
-                env_actions = self.collector.random_actions()
-                unit = policy.to_unit(torch.as_tensor(env_actions, device=self.device))
-                return unit.cpu().numpy(), env_actions
-            dist = policy.unit_distribution(obs)
-            if self.noise is None:
-                unit = dist.sample()
-            else:  # colored ε: u = μ + σ·ε
-                unit = dist.transform(torch.as_tensor(self.noise.sample(), device=self.device))
-            env_actions = policy.to_env(unit).cpu().numpy()
+        ``learning_starts``, then samples from the policy (``exploration.explore``)."""
+        warmup = self.global_step < self.cfg.agent.learning_starts
+        random_actions = self.collector.random_actions() if warmup else None
+        unit, env_actions = explore(self.sac.policy, self.collector.obs, self.noise, random_actions)
         if not np.isfinite(env_actions).all():
             raise TrainingDiverged(
                 f"the policy produced non-finite actions at env step {self.global_step}. "
                 f"Last good checkpoint: {self.checkpoints.last_good()}. Try a lower agent.lr."
             )
-        return unit.cpu().numpy(), env_actions
+        return unit, env_actions
 
     def learn(self) -> None:
         """``utd · num_envs`` SAC updates, once ``learning_starts`` env steps are collected."""
