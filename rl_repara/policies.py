@@ -134,14 +134,18 @@ class TanhGaussianPolicy(nn.Module):
         dist = self.unit_distribution(obs)
         return dist.mode_and_log_prob() if deterministic else dist.rsample_and_log_prob()
 
+    def _mid_half(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mid = (high + low)/2`` and ``half = (high − low)/2`` of the action bounds."""
+        return (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2
+
     def to_env(self, y: torch.Tensor) -> torch.Tensor:
         """``a = mid + half·y``, clamped to the bounds (float32 rounding can step a hair past)."""
-        mid, half = (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2
+        mid, half = self._mid_half()
         return torch.minimum(torch.maximum(mid + half * y, self.action_low), self.action_high)
 
     def to_unit(self, a: torch.Tensor) -> torch.Tensor:
         """``y = (a − mid)/half``, clamped to ``[−1, 1]``: env units to the unit box."""
-        mid, half = (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2
+        mid, half = self._mid_half()
         return ((a - mid) / half).clamp(-1.0, 1.0)
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Soft Actor-Critic: its config and the ``SAC`` learner.
+"""The ``SAC`` learner of the SAC family (its config: ``agent_config.SACConfig``).
 
 The losses are small pure functions in ``losses.py``; ``SAC.update`` chains them with their
 optimizers and the Polyak update, and fits on one screen.
