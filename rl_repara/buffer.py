@@ -50,6 +50,12 @@ class ReplayBuffer:
     position and that generator's state, which is what an exact resume needs.
     """
 
+    @staticmethod
+    def bytes_needed(capacity: int, obs_dim: int, act_dim: int) -> int:
+        """Bytes the buffer allocates: per transition ``obs``, ``next_obs``, ``action``,
+        ``reward`` and ``terminated`` as float32, and three bool flags."""
+        return int(capacity) * (4 * (2 * obs_dim + act_dim + 2) + 3)
+
     def __init__(
         self,
         capacity: int,

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from .errors import ConfigError, EnvError
-from .spaces import check_action_space
+from .spaces import check_action_space, check_observation_space
 
 __all__ = [
     "make_env",
@@ -63,12 +63,15 @@ class _CastObservation(gym.ObservationWrapper):
 
 
 def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | None = None) -> gym.Env:
-    """``gym.make(env_id)`` checked for SAC: a bounded Box action space and a float32 Box
-    observation (Dict and Tuple observations are flattened, with a warning saying so)."""
+    """``gym.make(env_id)`` checked for SAC: a bounded Box action space and a flat float32 Box
+    observation (Dict and Tuple observations are flattened with Gymnasium's
+    ``FlattenObservation``, with a warning saying so; images are refused, see
+    ``spaces.check_observation_space``)."""
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     max_steps = kwargs.pop("max_episode_steps", None)
+    _import_namespace(env_id)
     try:
         env = gym.make(env_id, max_episode_steps=-1, **kwargs)  # -1: no Gymnasium TimeLimit
     except gym.error.NameNotFound as exc:
@@ -82,25 +85,37 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
         max_steps = gym.spec(env.unwrapped.spec.id).max_episode_steps
     if max_steps:
         env = TimeLimit(env, max_steps)
-    check_action_space(env.action_space, env_id)
-    obs_space = env.observation_space
+    try:
+        check_action_space(env.action_space, env_id)
+        obs_space = check_observation_space(env.observation_space, env_id)
+    except ConfigError:
+        env.close()
+        raise
     if isinstance(obs_space, (spaces.Dict, spaces.Tuple)):
         warnings.warn(
             f"{env_id} has a {type(obs_space).__name__} observation space; flattening it to a "
             f"vector of {spaces.flatdim(obs_space)} floats.",
             stacklevel=2,
         )
-        env = gym.wrappers.FlattenObservation(env)
-    elif not isinstance(obs_space, spaces.Box):
-        raise ConfigError(
-            f"{env_id} has a {type(obs_space).__name__} observation space; rl_repara takes Box, "
-            "Dict or Tuple observations."
-        )
-    if len(env.observation_space.shape or ()) != 1:
-        env = gym.wrappers.FlattenObservation(env)
+    if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
+        env = gym.wrappers.FlattenObservation(env)  # Dict, Tuple, Discrete (one-hot), rank 2
     if env.observation_space.dtype != np.float32:
         env = _CastObservation(env)
     return env
+
+
+def _import_namespace(env_id: str) -> None:
+    """Import the package that registers ``env_id``'s namespace with Gymnasium, when it is one
+    that an optional extra provides (``dm_control/...``: shimmy)."""
+    if not env_id.startswith("dm_control/"):
+        return
+    try:
+        import shimmy  # noqa: F401  (registers the dm_control/ ids)
+    except ImportError:
+        raise ConfigError(
+            f"{env_id} needs the DeepMind Control Suite, which is not installed: "
+            "pip install 'rl_repara[dmc]' (shimmy and dm_control)."
+        ) from None
 
 
 def make_vec_env(env_id: str, num_envs: int, env_kwargs: dict | None = None) -> gym.vector.SyncVectorEnv:
@@ -139,6 +154,19 @@ def _unwrapped_is_mujoco(env: gym.Env) -> bool:
     return isinstance(env.unwrapped, MujocoEnv)
 
 
+def _dm_control_env(env: gym.Env) -> Any:
+    """The dm_control ``Environment`` inside shimmy's compatibility env, or None.
+
+    Its step counter and next-step reset flag have no public accessor; the attributes are
+    checked here, so a dm_control release that renames them makes resume start new episodes
+    (with the usual warning) instead of failing."""
+    inner = getattr(env.unwrapped, "_env", None)
+    needed = ("physics", "task", "_step_count", "_reset_next_step")
+    if inner is None or not all(hasattr(inner, name) for name in needed):
+        return None
+    return inner
+
+
 def _time_limits(env: gym.Env) -> list[TimeLimit]:
     """The ``TimeLimit`` wrappers around ``env``, outermost first."""
     out, w = [], env
@@ -159,15 +187,28 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     """Everything needed to continue an env mid-episode bit for bit, or None if unsupported.
 
     MuJoCo envs: the whole ``MjData`` (pickled), the env's ``np_random`` and the time-limit
-    counters. The integration state alone is not enough: ``mj_step`` leaves derived fields such
-    as ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so recomputing them with
-    ``mj_forward`` after a restore changed the first reward. Other envs: a pickle of the whole
-    env, when it pickles faithfully (envs built on ``EzPickle`` re-create themselves from their
-    constructor arguments and lose their state, so those are unsupported unless MuJoCo).
+    counters. DeepMind Control envs (through shimmy): the same ``MjData``, the task's random
+    state (shimmy's ``np_random`` is that generator) and dm_control's own step counter, which
+    ends its 1000-step episodes. The integration state alone is not enough: ``mj_step`` leaves
+    derived fields such as ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so
+    recomputing them with ``mj_forward`` after a restore changed the first reward. Other envs:
+    a pickle of the whole env, when it pickles faithfully (envs built on ``EzPickle``
+    re-create themselves from their constructor arguments and lose their state, so those are
+    unsupported unless MuJoCo or dm_control).
     """
     from gymnasium.utils.ezpickle import EzPickle
 
     base: Any = env.unwrapped
+    dmc = _dm_control_env(env)
+    if dmc is not None:
+        return {
+            "kind": "dm_control",
+            "mj_data": pickle.dumps(dmc.physics.data.ptr),
+            "task_random": dmc.task.random.get_state(),
+            "step_count": dmc._step_count,
+            "reset_next_step": dmc._reset_next_step,
+            "elapsed_steps": [w.elapsed_steps for w in _time_limits(env)],
+        }
     if _unwrapped_is_mujoco(env):
         return {
             "kind": "mujoco",
@@ -193,8 +234,15 @@ def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
     import mujoco
 
     base: Any = env.unwrapped
-    mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
-    base.np_random.bit_generator.state = snap["np_random"]
+    if snap["kind"] == "dm_control":
+        dmc = _dm_control_env(env)
+        physics = dmc.physics
+        mujoco.mj_copyData(physics.data.ptr, physics.model.ptr, pickle.loads(snap["mj_data"]))
+        dmc.task.random.set_state(snap["task_random"])
+        dmc._step_count, dmc._reset_next_step = snap["step_count"], snap["reset_next_step"]
+    else:
+        mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
+        base.np_random.bit_generator.state = snap["np_random"]
     for wrapper, elapsed in zip(_time_limits(env), snap["elapsed_steps"], strict=True):
         wrapper.elapsed_steps = elapsed
     return env

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["Logger", "Progress", "LOSS_TAGS"]
+__all__ = ["Logger", "Progress", "StepRate", "LOSS_TAGS", "HPARAM_METRICS", "flat_hparams"]
 
 # update-info key -> TensorBoard tag
 LOSS_TAGS = {
@@ -18,6 +19,48 @@ LOSS_TAGS = {
     "entropy": "losses/entropy",
     "qf_values": "losses/qf_values",
 }
+
+# The scalars TensorBoard's HParams dashboard shows beside each run's hyperparameters: its last
+# value is the final evaluation (the trainer evaluates the finished policy) and the best one.
+HPARAM_METRICS = ("eval/mean_return", "eval/best_return")
+
+# Config keys that say where and how a run is shown, not what it learns: not hyperparameters.
+_NOT_HPARAMS = ("run_dir", "resume", "log.", "checkpoint.", "video", "on_nonfinite")
+
+
+def flat_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``config`` flattened to ``{"agent.lr": 0.0003, ...}`` with values the hparams plugin
+    takes (bool, int, float, str): lists, dicts and None become their text."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name.startswith(_NOT_HPARAMS):
+            continue
+        if isinstance(value, Mapping) and value:
+            out.update(flat_hparams(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        else:
+            out[name] = json.dumps(value, default=str)
+    return out
+
+
+class StepRate:
+    """Env steps per second since the last ``lap``, tagged by phase: ``charts/SPS_warmup``
+    while the actions are uniform random and nothing is learned (thousands of steps per
+    second), ``charts/SPS`` once updates run. Kept apart, each reads on its own axis."""
+
+    def __init__(self, step: int, learning_starts: int) -> None:
+        self.learning_starts = learning_starts
+        self.time, self.step = time.perf_counter(), step
+
+    def lap(self, step: int) -> tuple[str, float]:
+        """``(tag, steps per second)`` of the window ending at env step ``step``."""
+        now = time.perf_counter()
+        sps = (step - self.step) / max(now - self.time, 1e-9)
+        tag = "charts/SPS_warmup" if step <= self.learning_starts else "charts/SPS"
+        self.time, self.step = now, step
+        return tag, sps
 
 
 class Logger:
@@ -38,9 +81,21 @@ class Logger:
             self.writer.add_scalar(tag, float(value), step)
 
     def hparams(self, config: Mapping[str, Any]) -> None:
-        """The whole config as a text summary (a JSON block)."""
+        """The run's hyperparameters for TensorBoard's HParams dashboard (``flat_hparams``,
+        with ``HPARAM_METRICS`` as its metrics), and the whole config as text (a JSON block).
+
+        The plugin's summaries go into this run's own event file, so the scalars logged as
+        the run goes fill in its metrics: no separate run dir per call, as
+        ``SummaryWriter.add_hparams`` would make."""
+        from torch.utils.tensorboard.summary import hparams
+
         text = "```\n" + json.dumps(config, indent=2, default=str) + "\n```"
         self.writer.add_text("hparams", text, 0)
+        summaries = hparams(flat_hparams(config), dict.fromkeys(HPARAM_METRICS, 0.0))
+        file_writer = self.writer.file_writer
+        assert file_writer is not None
+        for summary in summaries:
+            file_writer.add_summary(summary)
 
     def flush(self) -> None:
         self.writer.flush()

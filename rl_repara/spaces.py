@@ -7,7 +7,11 @@ from gymnasium import spaces
 
 from .errors import ConfigError
 
-__all__ = ["check_action_space", "flat_obs_dim"]
+__all__ = ["check_action_space", "check_observation_space", "flat_obs_dim"]
+
+# Spaces that Gymnasium's FlattenObservation turns into one float vector (Discrete and the
+# multi-spaces as one-hot codes); Text, Graph, Sequence and OneOf have no fixed-size vector.
+_FLAT_LEAVES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 def check_action_space(space: spaces.Space, env_id: str = "this env") -> spaces.Box:
@@ -38,3 +42,50 @@ def check_action_space(space: spaces.Space, env_id: str = "this env") -> spaces.
 def flat_obs_dim(space: spaces.Space) -> int:
     """Length of the flattened observation vector."""
     return int(spaces.flatdim(space))
+
+
+def _is_image(box: spaces.Box) -> bool:
+    """A Box that holds pixels: rank 3 (H, W, C or C, H, W), or a rank-2 uint8 grey image."""
+    rank = len(box.shape)
+    return rank == 3 or (rank == 2 and box.dtype == np.uint8)
+
+
+def _bad_leaf(space: spaces.Space, where: str) -> tuple[str, spaces.Space] | None:
+    """The first part of ``space`` (a path like ``observation['pixels']``) that an MLP on a flat
+    state vector cannot take: an image, or a space with no fixed-size vector; None if none."""
+    if isinstance(space, spaces.Dict):
+        parts = [(f"{where}[{key!r}]", sub) for key, sub in space.spaces.items()]
+    elif isinstance(space, spaces.Tuple):
+        parts = [(f"{where}[{i}]", sub) for i, sub in enumerate(space.spaces)]
+    elif isinstance(space, spaces.Box):
+        return (where, space) if _is_image(space) else None
+    elif isinstance(space, _FLAT_LEAVES):
+        return None
+    else:
+        return where, space
+    for path, sub in parts:
+        bad = _bad_leaf(sub, path)
+        if bad is not None:
+            return bad
+    return None
+
+
+def check_observation_space(space: spaces.Space, env_id: str = "this env") -> spaces.Space:
+    """Return ``space`` if it flattens into a state vector for an MLP; raise ``ConfigError``
+    for image observations (rl_repara has no pixel encoder yet) and for spaces without a
+    fixed-size vector (Text, Graph, Sequence, OneOf), anywhere inside a Dict or Tuple too."""
+    bad = _bad_leaf(space, "observation")
+    if bad is None:
+        return space
+    where, leaf = bad
+    if isinstance(leaf, spaces.Box):
+        raise ConfigError(
+            f"{env_id} has image observations ({where}: {leaf.dtype} {leaf.shape}); rl_repara's "
+            "networks are MLPs on state vectors and cannot learn from pixels yet. Pick an env "
+            "with state observations (e.g. LunarLanderContinuous-v3, dm_control/cheetah-run-v0)."
+        )
+    raise ConfigError(
+        f"{env_id} has a {type(leaf).__name__} observation space ({where}), which has no "
+        "fixed-size vector form; rl_repara takes Box, Discrete, MultiDiscrete and MultiBinary "
+        "observations, and Dicts and Tuples of them."
+    )

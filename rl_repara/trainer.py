@@ -8,7 +8,6 @@ checkpoint writing in ``checkpoint_writer.py``, what a resume means in ``resume.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,8 @@ from .envs import make_env
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
 from .exploration import explore
-from .logger import LOSS_TAGS, Logger, Progress
+from .logger import LOSS_TAGS, Logger, Progress, StepRate
+from .memory import check_buffer_fits
 from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy
 from .resume import RESUMABLE_KEYS, STATE_VERSION, get_key, resume_point
@@ -75,6 +75,8 @@ class Trainer:
             **cfg.agent.policy_kwargs(),
         )
         self.sac = SAC(policy, cfg.agent, device=device, seed=cfg.seed)
+        needed = ReplayBuffer.bytes_needed(cfg.agent.buffer_size, policy.obs_dim, policy.act_dim)
+        check_buffer_fits(needed, cfg.agent.buffer_size, device)
         self.buffer = ReplayBuffer(
             cfg.agent.buffer_size, policy.obs_dim, policy.act_dim, device, cfg.seed, cfg.num_envs
         )
@@ -146,7 +148,6 @@ class Trainer:
             self.sac.policy, self.eval_env, self.cfg.eval.episodes, seed=eval_seed(self.cfg.seed)
         )
         self.last_eval, self.last_eval_step = mean, self.global_step
-        self.logger.scalars({"eval/mean_return": mean, "eval/std_return": std}, self.global_step)
         if self.best_eval is None or mean > self.best_eval:
             self.best_eval = mean
             self.checkpoints.write_best(
@@ -156,12 +157,18 @@ class Trainer:
                     "counters": {"global_step": self.global_step, "eval_return": mean},
                 }
             )
+        self.logger.scalars(
+            {"eval/mean_return": mean, "eval/std_return": std, "eval/best_return": self.best_eval},
+            self.global_step,
+        )
         progress.write(f"[rl_repara] step {self.global_step}: eval return {mean:.2f} ± {std:.2f}")
 
-    def log_losses(self, sps: float, progress: Progress) -> None:
-        """The latest update's metrics and the env steps per second; a non-finite one stops."""
+    def log_losses(self, rate: tuple[str, float], progress: Progress) -> None:
+        """The latest update's metrics and the env steps per second (``rate``: its tag and
+        value, from ``StepRate``); a non-finite metric stops the run."""
         assert self.logger is not None
-        values = {"charts/SPS": sps}
+        sps_tag, sps = rate
+        values = {sps_tag: sps}
         for key, tensor in self.last_info.items():
             value = float(tensor)
             if not np.isfinite(value):
@@ -235,17 +242,16 @@ class Trainer:
         if not resumed_at:
             self.logger.hparams(cfg.to_dict())
         progress = Progress(cfg.total_steps, resumed_at, cfg.log.progress)
-        sps_time, sps_step = time.perf_counter(), resumed_at
+        rate = StepRate(resumed_at, cfg.agent.learning_starts)
         try:
             while self.global_step < cfg.total_steps and stop.signum is None and not self._solved():
                 before = self.global_step
                 self.collect()
                 self.learn()
                 after = self.global_step
-                if _crossed(before, after, cfg.log.every_steps):
-                    sps = (after - sps_step) / max(time.perf_counter() - sps_time, 1e-9)
-                    sps_time, sps_step = time.perf_counter(), after
-                    self.log_losses(sps, progress)
+                warmup_ended = before < cfg.agent.learning_starts <= after
+                if _crossed(before, after, cfg.log.every_steps) or warmup_ended:
+                    self.log_losses(rate.lap(after), progress)
                 if self.eval_env is not None and _crossed(before, after, cfg.eval.every_steps):
                     self.evaluate(progress)
                 progress.update(after - before, self.bar_stats())

@@ -255,6 +255,51 @@ class HalfBoundedActEnv(_ActionSpaceEnv):
     )
 
 
+class _ObsSpaceEnv(CountingEnv):
+    """An env whose observation space is ``OBS_SPACE``; ``reset`` and ``step`` return a sample
+    of it (the tests only build these envs, to see them refused or flattened)."""
+
+    OBS_SPACE: spaces.Space = spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = self.OBS_SPACE
+
+    def observe(self) -> Any:
+        return self.observation_space.sample()
+
+
+class ImageObsEnv(_ObsSpaceEnv):
+    OBS_SPACE = spaces.Box(0, 255, shape=(96, 96, 3), dtype=np.uint8)
+
+
+class GreyImageObsEnv(_ObsSpaceEnv):
+    OBS_SPACE = spaces.Box(0, 255, shape=(84, 84), dtype=np.uint8)
+
+
+class PixelsInDictObsEnv(_ObsSpaceEnv):
+    OBS_SPACE = spaces.Dict(
+        {
+            "state": spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32),
+            "pixels": spaces.Box(0.0, 1.0, shape=(3, 64, 64), dtype=np.float32),
+        }
+    )
+
+
+class TextObsEnv(_ObsSpaceEnv):
+    OBS_SPACE = spaces.Text(8)
+
+
+class SequenceInTupleObsEnv(_ObsSpaceEnv):
+    OBS_SPACE = spaces.Tuple((spaces.Discrete(3), spaces.Sequence(spaces.Discrete(2))))
+
+
+class HugeObsEnv(_ObsSpaceEnv):
+    """A flat float observation of 40,000 numbers (a replay buffer of it is large)."""
+
+    OBS_SPACE = spaces.Box(-1.0, 1.0, shape=(40_000,), dtype=np.float32)
+
+
 ENVS = {
     "Counting": (CountingEnv, {}),
     "NanObs": (CountingEnv, {"nan_obs_at": (57,)}),
@@ -279,6 +324,12 @@ ENVS = {
     "MatrixAct": (MatrixActEnv, {}),
     "UnboundedAct": (UnboundedActEnv, {}),
     "HalfBoundedAct": (HalfBoundedActEnv, {}),
+    "ImageObs": (ImageObsEnv, {}),
+    "GreyImageObs": (GreyImageObsEnv, {}),
+    "PixelsInDictObs": (PixelsInDictObsEnv, {}),
+    "TextObs": (TextObsEnv, {}),
+    "SequenceInTupleObs": (SequenceInTupleObsEnv, {}),
+    "HugeObs": (HugeObsEnv, {}),
 }
 
 

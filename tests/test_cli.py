@@ -42,8 +42,10 @@ ALL_TAGS = LOSS_TAGS + [
     "charts/episodic_return",
     "charts/episodic_length",
     "charts/SPS",
+    "charts/SPS_warmup",
     "eval/mean_return",
     "eval/std_return",
+    "eval/best_return",
 ]
 
 
@@ -93,6 +95,11 @@ def test_short_run_writes_run_dir_and_tags(straight):
     assert [s for s, _ in tags["eval/mean_return"]] == [300, 600]
     # losses from the step learning starts (learning_starts=100), every 50 env steps
     assert [s for s, _ in tags["losses/qf_loss"]] == list(range(100, 601, 50))
+    # env steps per second: the random-action warm-up on its own chart, apart from learning
+    assert [s for s, _ in tags["charts/SPS_warmup"]] == [50, 100]
+    assert [s for s, _ in tags["charts/SPS"]] == list(range(150, 601, 50))
+    returns = [v for _, v in tags["eval/mean_return"]]
+    assert [v for _, v in tags["eval/best_return"]] == [returns[0], max(returns)]
     for name in ("last.pt", "best.pt"):
         assert (run_dir / "checkpoints" / name).is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()

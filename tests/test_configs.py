@@ -19,6 +19,7 @@ from rl_repara.envs import make_env
 CONF = Path(config_dir())
 PRESETS = sorted(p.stem for p in (CONF / "env").glob("*.yaml"))
 MUJOCO = {"halfcheetah", "hopper", "walker2d", "ant", "humanoid"}
+DMC = {"dmc_cheetah_run", "dmc_walker_run", "dmc_hopper_hop", "dmc_quadruped_run", "dmc_humanoid_walk"}
 
 
 def _compose(name: str = "config", overrides: list[str] = ()) -> object:
@@ -28,7 +29,7 @@ def _compose(name: str = "config", overrides: list[str] = ()) -> object:
 
 
 def test_presets_are_all_there():
-    assert set(PRESETS) == {"pendulum", "mountaincar_continuous", "lunarlander_continuous"} | MUJOCO
+    assert set(PRESETS) == {"pendulum", "mountaincar_continuous", "lunarlander_continuous"} | MUJOCO | DMC
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -51,6 +52,10 @@ def test_each_preset_composes_validates_and_builds_its_env(preset):
         pytest.skip("box2d not installed")
     if preset in MUJOCO and importlib.util.find_spec("mujoco") is None:
         pytest.skip("mujoco not installed")
+    if preset in DMC:
+        assert cfg.env.id.startswith("dm_control/") and cfg.total_steps == 1_000_000
+        if importlib.util.find_spec("shimmy") is None:
+            pytest.skip("shimmy (the dmc extra) not installed")
     env = make_env(cfg.env.id, cfg.env.kwargs)
     assert env.action_space.shape[0] >= 1
     env.close()
@@ -129,7 +134,7 @@ AGENTS = sorted(p.stem for p in (CONF / "agent").glob("*.yaml"))
 
 
 def test_the_sac_family_presets_are_all_there():
-    assert set(AGENTS) == {"sac", "crossq", "tqc", "droq", "redq"}
+    assert set(AGENTS) == {"sac", "crossq", "tqc", "droq", "redq", "sac_dmc"}
 
 
 @pytest.mark.parametrize("agent", [a for a in AGENTS if a != "sac"])
@@ -139,11 +144,12 @@ def test_each_agent_preset_composes_over_sac_and_keeps_its_values_on_a_mujoco_en
     raw = yaml.safe_load((CONF / "agent" / f"{agent}.yaml").read_text())
     assert raw.pop("defaults") == ["sac", "_self_"]
     assert "# " in (CONF / "agent" / f"{agent}.yaml").read_text().splitlines()[0]  # the source
-    cfg = _compose(overrides=[f"agent={agent}", "env=hopper"])
+    env = "dmc_cheetah_run" if agent == "sac_dmc" else "hopper"
+    cfg = _compose(overrides=[f"agent={agent}", f"env={env}"])
     cfg.validate()
     for key, value in raw.items():
         assert getattr(cfg.agent, key) == value, key
-    base = _compose(overrides=["env=hopper"]).agent
+    base = _compose(overrides=[f"env={env}"]).agent
     for key in {f.name for f in dataclasses.fields(SACConfig)} - set(raw) - {"learning_starts"}:
         assert getattr(cfg.agent, key) == getattr(base, key), key
     assert _compose(overrides=[f"agent={agent}", "agent.num_critics=7"]).agent.num_critics == 7

@@ -171,6 +171,21 @@ def test_ant_resume_is_bit_exact_mid_episode(tmp_path):
     _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
 
 
+def test_dm_control_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path):
+    """DeepMind Control (walker-run through shimmy): its MjData, the task's random state and
+    dm_control's own step counter are restored. Its episodes last 1000 steps: stop in the
+    middle of the first one, and right after it ends (the step that truncates it)."""
+    pytest.importorskip("shimmy")
+    env_id, total, kw = "dm_control/walker-run-v0", 1100, {"eval_every": 0}
+    train(_config(tmp_path / "straight", env_id, total=total, **kw))
+    straight = read_scalars(tmp_path / "straight")
+    assert [s for s, _ in straight["charts/episodic_return"]] == [1000]
+    for name, stop_at in (("mid-episode", 600), ("at-episode-end", 1000)):
+        _stop_and_resume(tmp_path / name, env_id, stop_at, total, **kw)
+        _assert_same_series(straight, read_scalars(tmp_path / name))
+        _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / name))
+
+
 def test_env_without_snapshot_resumes_with_a_warning_and_keeps_learning(tmp_path):
     """LunarLanderContinuous (Box2D) cannot be snapshotted: resume warns, starts new episodes
     and trains on to the new total, logging losses past the stop step."""

@@ -112,13 +112,14 @@ def test_a_matrix_observation_is_flattened_row_by_row():
     np.testing.assert_array_equal(obs, np.concatenate([row, 2 * row]))
 
 
-def test_a_discrete_observation_space_is_a_config_error():
-    env_id = H.env_id("DiscreteObs")
-    with pytest.raises(ConfigError) as info:
-        make_env(env_id)
-    assert str(info.value) == (
-        f"{env_id} has a Discrete observation space; rl_repara takes Box, Dict or Tuple observations."
-    )
+def test_a_discrete_observation_is_one_hot_coded():
+    """Gymnasium's FlattenObservation turns Discrete(5) into a one-hot vector of 5 floats."""
+    env = make_env(H.env_id("DiscreteObs"))
+    env.reset(seed=0)
+    assert env.observation_space.shape == (5,)
+    for t in (1, 2, 3):
+        obs, *_ = env.step(np.zeros(1, dtype=np.float32))
+        np.testing.assert_array_equal(obs, np.eye(5, dtype=np.float32)[t % 5])
 
 
 # ------------------------------------------------------------------------------ actions

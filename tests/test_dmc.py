@@ -1,0 +1,94 @@
+"""The DeepMind Control Suite through shimmy (the ``dmc`` extra): ids build, Dict observations
+are flattened by Gymnasium's wrapper, a missing extra is one line, and a short CLI run logs
+what a user looks at in TensorBoard, hyperparameters included. Exact resume of dm_control
+envs is in ``test_determinism.py``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rl_repara.envs import make_env
+from rl_repara.errors import ConfigError
+
+TRAIN = str(Path(sys.executable).parent / "rl-repara-train")
+
+
+def test_a_dmc_task_builds_with_its_dict_observation_flattened():
+    pytest.importorskip("shimmy")
+    with pytest.warns(UserWarning, match="has a Dict observation space; flattening it to a vector of 17"):
+        env = make_env("dm_control/cheetah-run-v0")
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (17,) and obs.dtype == np.float32 and obs.shape == (17,)
+    assert env.action_space.shape == (6,)
+    steps, truncated = 0, False
+    while not truncated:  # dm_control ends every episode itself after 1000 steps
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert not terminated
+        steps += 1
+    assert steps == 1000
+    env.close()
+
+
+def test_without_the_dmc_extra_a_dm_control_id_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "shimmy", None)  # import shimmy now raises ImportError
+    with pytest.raises(ConfigError) as info:
+        make_env("dm_control/cheetah-run-v0")
+    assert str(info.value) == (
+        "dm_control/cheetah-run-v0 needs the DeepMind Control Suite, which is not installed: "
+        "pip install 'rl_repara[dmc]' (shimmy and dm_control)."
+    )
+
+
+def _hparams(run_dir: Path) -> tuple[dict, list[str]]:
+    """The hyperparameters and metric tags a run wrote for TensorBoard's HParams dashboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    values = {}
+    for key, value in start.session_start_info.hparams.items():
+        values[key] = getattr(value, value.WhichOneof("kind"))
+    return values, [m.name.tag for m in experiment.experiment.metric_infos]
+
+
+def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
+    """2000 steps of cheetah-run from the command line (1000 random, then 1000 updates)."""
+    pytest.importorskip("shimmy")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cmd = [
+        TRAIN,
+        "env=dmc_cheetah_run",
+        "total_steps=2000",
+        "agent.learning_starts=1000",
+        "agent.hidden_sizes=[64,64]",
+        "agent.batch_size=64",
+        "eval.every_steps=1000",
+        "eval.episodes=1",
+        "log.every_steps=500",
+        "torch_threads=1",
+        "log.progress=none",
+        "hydra.run.dir=run",
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    acc = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    assert tags["charts/episodic_return"] == [1000, 2000]  # 1000-step episodes
+    assert tags["eval/mean_return"] == [1000, 2000] and tags["eval/best_return"] == [1000, 2000]
+    assert tags["charts/SPS_warmup"] == [500, 1000] and tags["charts/SPS"] == [1500, 2000]
+    assert tags["losses/qf_loss"] == [1000, 1500, 2000]
+    hparams, metrics = _hparams(tmp_path / "run")
+    assert hparams["env.id"] == "dm_control/cheetah-run-v0" and hparams["total_steps"] == 2000
+    assert hparams["agent.hidden_sizes"] == "[64, 64]" and hparams["agent.lr"] == pytest.approx(3e-4)
+    assert metrics == ["eval/mean_return", "eval/best_return"]
