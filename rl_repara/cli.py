@@ -102,6 +102,11 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         raise ConfigError("the run dir is Hydra's output dir: choose it with hydra.run.dir=DIR.")
     run_dir = Path(hc.runtime.output_dir)
     config.run_dir = str(run_dir)
+    if hc.runtime.choices.get("hydra/sweeper") == "optuna" and config.eval.every_steps <= 0:
+        raise ConfigError(
+            "an Optuna search maximizes the final eval return, and eval.every_steps=0 turns "
+            "evaluation off: set eval.every_steps to a positive number of steps."
+        )
     if in_sweep_worker() and config.torch_threads == 0 and "SLURM_JOB_ID" not in os.environ:
         config.torch_threads = 1  # parallel local jobs: one thread each is fastest
     resume_dir = Path(config.resume) if config.resume else None

@@ -1,8 +1,9 @@
-"""scripts/plot.py: learning curves from TensorBoard event files, mean and 95% bootstrap CI."""
+"""scripts/plot.py: learning curves (mean, 95% rliable bootstrap CI) and the benchmark report."""
 
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,92 @@ def test_plot_of_real_tiny_runs(tmp_path):
     ],
 )
 def test_plot_errors(tmp_path, args, message):
+    _write_run(tmp_path / "g" / "a", [1, 2], [1.0, 2.0])
+    proc = _plot(args, tmp_path)
+    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _bench_dir(root: Path, runs: dict[str, list[float]], steps=(10, 20, 30, 40)) -> None:
+    """A scripts/bench.py dir: ``runs`` maps ``<library>/<env>/<agent>/seed<k>`` to eval returns;
+    meta.json records a wall clock of (k + 1) minutes for seed k."""
+    for name, values in runs.items():
+        _write_run(root / name, steps[: len(values)], values)
+    meta = {"runs": {name: {"wall_s": 60.0 * (int(name[-1]) + 1)} for name in runs}}
+    (root / "meta.json").write_text(json.dumps(meta))
+
+
+def test_bench_report_table_and_rliable_aggregate(tmp_path):
+    """Two envs, rl_repara and SB3, three seeds: a run's score is the mean of its last three
+    evaluations; the table holds the mean over seeds, its CI, the seeds and the wall clock;
+    the IQM pools per-env min-max normalized scores over envs and seeds."""
+    curves = {
+        ("EnvA-v0", "rl_repara"): lambda s: [0.0, 10 + s, 20 + s, 30 + s],
+        ("EnvA-v0", "sb3"): lambda s: [0.0, 5 + s, 10 + s, 15 + s],
+        ("EnvB-v0", "rl_repara"): lambda s: [-100.0, -50, -40, -30 - 10 * s],
+        ("EnvB-v0", "sb3"): lambda s: [-100.0, -20, -10, 0 + s],
+    }
+    runs = {f"{lib}/{env}/sac/seed{s}": f(s) for (env, lib), f in curves.items() for s in range(3)}
+    _bench_dir(tmp_path / "b", runs)
+    proc = _plot(["--bench", "b", "-o", "rep", "--boot", "5000"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "rep" / "results.csv") as f:
+        rows = {r["env"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["EnvA-v0", "EnvB-v0"]
+    score = {k: np.mean(v[-3:]) for k, v in runs.items()}
+    for (env, lib), _ in curves.items():
+        seeds = [score[f"{lib}/{env}/sac/seed{s}"] for s in range(3)]
+        row, m = rows[env], f"{lib} sac"
+        assert float(row[f"{m} mean"]) == pytest.approx(np.mean(seeds), abs=0.01)
+        # three seeds: about 1/27 of the 5000 resamples are all-lowest (all-highest), far more
+        # than the 2.5% below the interval's bound, so the 95% interval is [min, max]
+        assert float(row[f"{m} lo"]) == pytest.approx(min(seeds), abs=0.01)
+        assert float(row[f"{m} hi"]) == pytest.approx(max(seeds), abs=0.01)
+        assert row[f"{m} seeds"] == " ".join(f"{s}:{v:.2f}" for s, v in enumerate(seeds))
+        assert float(row[f"{m} wall_min"]) == pytest.approx(2.0)  # (1 + 2 + 3) / 3 minutes
+    table = (tmp_path / "rep" / "results.md").read_text()
+    assert "| env | rl_repara sac | sb3 sac |" in table
+    assert "| EnvA-v0 | 21.0 [20.0, 22.0] · seeds 20.0 / 21.0 / 22.0 · 2.0 min | 11.0 [" in table
+
+    lows, highs = {"EnvA-v0": 0.0, "EnvB-v0": -100.0}, {"EnvA-v0": 32.0, "EnvB-v0": 2.0}
+    with open(tmp_path / "rep" / "aggregate.csv") as f:
+        agg = {r["method"]: r for r in csv.DictReader(f)}
+    for lib in ("rl_repara", "sb3"):
+        normalized = sorted(
+            (score[f"{lib}/{env}/sac/seed{s}"] - lows[env]) / (highs[env] - lows[env])
+            for env in lows
+            for s in range(3)
+        )
+        iqm = np.mean(normalized[1:5])  # 6 scores: the middle 50% drops one at each end
+        row = agg[f"{lib} sac"]
+        assert float(row["iqm"]) == pytest.approx(iqm, abs=1e-4)
+        assert float(row["lo"]) <= float(row["iqm"]) <= float(row["hi"])
+        assert (row["runs"], row["envs"]) == ("3", "2")
+    assert "min-max over every evaluation" in proc.stdout and "min-max over every evaluation" in table
+    for png in ("curves.png", "aggregate.png", "profiles.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_bench_report_warns_of_runs_that_stopped_short(tmp_path):
+    runs = {
+        f"{lib}/EnvA-v0/sac/seed{s}": [0.0, 1.0, 2.0, 3.0] for lib in ("rl_repara", "sb3") for s in (0, 1)
+    }
+    runs["sb3/EnvA-v0/sac/seed1"] = [0.0, 1.0, 2.0]
+    _bench_dir(tmp_path / "b", runs)
+    proc = _plot(["--bench", "b"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "plot.py: warning: EnvA-v0: not every run reached step 40 (sb3 sac seed 1 at 30)" in proc.stderr
+    assert (tmp_path / "b" / "report" / "results.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["g", "--bench", "g"], "give run or sweep dirs, or --bench DIR (not both)"),
+        (["--bench", "nowhere"], "no such dir: nowhere"),
+        (["--bench", "g"], "no run of g (<library>/<env id>/<agent>/seed<k>/tb) has the scalar"),
+    ],
+)
+def test_bench_report_errors(tmp_path, args, message):
     _write_run(tmp_path / "g" / "a", [1, 2], [1.0, 2.0])
     proc = _plot(args, tmp_path)
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
