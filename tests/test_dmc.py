@@ -92,3 +92,5 @@ def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
     assert hparams["env.id"] == "dm_control/cheetah-run-v0" and hparams["total_steps"] == 2000
     assert hparams["agent.hidden_sizes"] == "[64, 64]" and hparams["agent.lr"] == pytest.approx(3e-4)
     assert metrics == ["eval/mean_return", "eval/best_return"]
+    # beyond the core keys only what differs from the defaults, so the dashboard stays readable
+    assert hparams["eval.episodes"] == 1 and "agent.actor_norm" not in hparams

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from test_cli import BIN, REPO, _env, ok, saved, scalars
 
 README = (REPO / "README.md").read_text()
@@ -52,6 +53,8 @@ def tour_commands() -> list[str]:
 
 def _shrink(args: list[str]) -> list[str]:
     """Tiny budgets for a training command (its own values for the other keys stay)."""
+    if "-m" in args and any(a.startswith("search=") for a in args):  # an Optuna study: 2 trials
+        args = [re.sub(r"^hydra\.sweeper\.n_trials=.*", "hydra.sweeper.n_trials=2", a) for a in args]
     if any(a.startswith("resume=") for a in args):
         budget = {"total_steps": RESUME_TOTAL, "log.progress": "none"}
         if not any(a.startswith("total_steps=") for a in args):
@@ -124,7 +127,17 @@ def test_quick_tour_runs_as_written(tmp_path):
     for command in commands:
         args = shlex.split(_fill(command, tmp_path))
         prog = args[0]
-        if prog == "tensorboard":
+        if "$(" in command:  # a shell substitution: run it through bash, the venv first on PATH
+            env = {**_env(), "PATH": f"{BIN}:{_env()['PATH']}"}
+            proc = subprocess.run(
+                ["bash", "-c", _fill(command, tmp_path)],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
+        elif prog == "tensorboard":
             tags = _tensorboard_tags(tmp_path, args[args.index("--logdir") + 1])
             for prefix in ("charts/", "losses/", "eval/"):  # what the README's comment promises
                 assert any(t.startswith(prefix) for t in tags), (prefix, tags)
@@ -151,7 +164,7 @@ def test_quick_tour_runs_as_written(tmp_path):
         seen.append(prog)
 
     # what the tour promised exists
-    pendulum = _newest("runs/Pendulum-v1/20*", tmp_path)
+    pendulum = sorted(tmp_path.glob("runs/Pendulum-v1/20*"))[0]  # the first run, resumed
     assert saved(pendulum)["counters"]["global_step"] == int(RESUME_TOTAL)  # trained, resumed, extended
     assert [s for s, _ in scalars(pendulum)["losses/qf_loss"]] == [100, 200, 300, 400, 500, 600]
     assert list((pendulum / "videos").glob("*.mp4")), "eval video=true wrote no mp4"
@@ -160,7 +173,16 @@ def test_quick_tour_runs_as_written(tmp_path):
     walker = _newest("runs/BipedalWalker-v3/20*", tmp_path)
     assert saved(walker)["config"]["agent"]["hidden_sizes"] == [400, 300]
     sweeps = sorted(tmp_path.glob("runs/Pendulum-v1/multirun-*"))
-    assert [len(list(s.glob("*_seed*"))) for s in sweeps] == [3, 2]
+    assert [len(list(s.glob("*_seed*"))) for s in sweeps] == [3, 2, 2]  # seeds, joblib, Optuna
+    best = yaml.safe_load((sweeps[-1] / "optimization_results.yaml").read_text())["best_params"]
+    best = {k: yaml.safe_load(v) if isinstance(v, str) else v for k, v in best.items()}  # "[512,512]"
+    rerun = saved(_newest("runs/Pendulum-v1/20*", tmp_path))["config"]["agent"]  # the best trial again
+    assert {k: rerun[k.split(".", 1)[1]] for k in best} == best
+    assert saved(_newest("runs/dm_control/cheetah-run-v0/20*", tmp_path))["config"]["env"]["id"] == (
+        "dm_control/cheetah-run-v0"
+    )
+    dmc = saved(_newest("runs/dm_control/walker-run-v0/20*", tmp_path))["config"]["agent"]
+    assert (dmc["hidden_sizes"], dmc["lr"]) == ([1024, 1024], 1e-4)  # agent=sac_dmc
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert seen.count("rl-repara-train") >= 11 and "tensorboard" in seen
     hopper = _newest("runs/Hopper-v5/20*", tmp_path)
