@@ -87,7 +87,7 @@ class QEnsemble(nn.Module):
                     x = F.dropout(x, self.dropout, self.training)
                 if self.norm == "layer":
                     x = self.norms[i](x, detach_params)
-                x = torch.relu(x)
+                x = torch.relu_(x)  # in place: no backward needs the pre-activation
                 if self.norm == "batchrenorm":
                     x = self.norms[i](x, detach_params)
         shape = (x.shape[0], *batch) if self.num_quantiles == 1 else (x.shape[0], *batch, self.num_quantiles)

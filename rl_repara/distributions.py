@@ -35,7 +35,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 _Size = torch.Size | list[int] | tuple[int, ...]  # what torch.distributions takes
 
-__all__ = ["TanhNormal", "log_one_minus_tanh_sq"]
+__all__ = ["TanhNormal", "log_one_minus_tanh_sq", "unit_rsample", "unit_log_prob"]
 
 
 def log_one_minus_tanh_sq(u: torch.Tensor) -> torch.Tensor:
@@ -44,6 +44,26 @@ def log_one_minus_tanh_sq(u: torch.Tensor) -> torch.Tensor:
     Derivation: ``1 − tanh²u = sech²u = 4 / (e^u + e^−u)² = 4 e^{−2u} / (1 + e^{−2u})²``.
     """
     return 2.0 * (_LOG_2 - u - F.softplus(-2.0 * u))
+
+
+def unit_log_prob(u: torch.Tensor, eps: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Unit-box log-density ``log p(y)`` of ``y = tanh(u)``, ``u = μ + σ·ε``, from u and ε::
+
+        log p(y) = Σ_i [−ε_i²/2 − log σ_i − log √(2π)] − Σ_i log(1 − tanh²u_i)
+
+    (the change of variables ``u → y``; no ``atanh``, so it stays exact where tanh saturates).
+    """
+    log_normal = (-0.5 * eps.square() - torch.log(scale) - _LOG_SQRT_2PI).sum(-1)
+    return log_normal - log_one_minus_tanh_sq(u).sum(-1)
+
+
+def unit_rsample(loc: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y, log p(y))`` with ``y = tanh(μ + σ·ε)``, ``ε ~ N(0, I)`` shaped like ``loc``: what
+    ``TanhNormal(loc, scale).rsample_and_log_prob()`` returns in the unit box, the same draws
+    and the same arithmetic, without building a distribution object (the losses' hot path)."""
+    eps = torch.randn(loc.shape, dtype=loc.dtype, device=loc.device)
+    u = loc + scale * eps
+    return torch.tanh(u), unit_log_prob(u, eps, scale)
 
 
 class TanhNormal(Distribution):
@@ -135,8 +155,7 @@ class TanhNormal(Distribution):
         ``log N(u; μ, σ) = Σ_i [−ε_i²/2 − log σ_i − log √(2π)]``, then minus
         ``Σ_i [log(1 − tanh²u_i) + log half_i]``.
         """
-        log_normal = (-0.5 * eps.square() - torch.log(self.scale) - _LOG_SQRT_2PI).sum(-1)
-        return log_normal - log_one_minus_tanh_sq(u).sum(-1) - self._sum_log_half
+        return unit_log_prob(u, eps, self.scale) - self._sum_log_half
 
     def rsample_and_log_prob(self, sample_shape: _Size = torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw a differentiable action and its log-density in one pass.

@@ -35,9 +35,6 @@ def explore(
         policy.obs_normalizer.update(obs_t)  # each obs acted on, once
     if random_actions is not None:
         return policy.to_unit(torch.as_tensor(random_actions, device=device)).cpu().numpy(), random_actions
-    dist = policy.unit_distribution(obs_t)
-    if noise is None:
-        unit = dist.sample()
-    else:  # colored ε: u = μ + σ·ε
-        unit = dist.transform(torch.as_tensor(noise.sample(), device=device))
+    eps = None if noise is None else torch.as_tensor(noise.sample(), device=device)  # colored ε
+    unit = policy.unit_action(obs_t, eps)  # y = tanh(μ + σ·ε)
     return unit.cpu().numpy(), policy.to_env(unit).cpu().numpy()

@@ -9,7 +9,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from .distributions import TanhNormal
+from .distributions import TanhNormal, unit_log_prob, unit_rsample
 from .networks import mlp
 from .normalization import ObsNormalizer
 from .spaces import check_action_space, flat_obs_dim
@@ -130,9 +130,23 @@ class TanhGaussianPolicy(nn.Module):
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y [B, act_dim], log_prob [B])`` in the unit box: a reparameterized sample (or the
-        squashed mean) and its unit-box log-density. What the losses use."""
-        dist = self.unit_distribution(obs)
-        return dist.mode_and_log_prob() if deterministic else dist.rsample_and_log_prob()
+        squashed mean) and its unit-box log-density. What the losses use.
+
+        The same draws and arithmetic as ``unit_distribution(obs)``'s ``rsample_and_log_prob``
+        (``mode_and_log_prob``), without building the distribution object on the hot path."""
+        mu, std = self._loc_scale(obs)
+        if deterministic:
+            return torch.tanh(mu), unit_log_prob(mu, torch.zeros_like(mu), std)
+        return unit_rsample(mu, std)
+
+    def unit_action(self, obs: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """A unit-box action ``y = tanh(μ + σ·ε)`` without its log-density (acting): ``ε`` given
+        (colored noise, shaped like μ) or drawn as ``N(0, I)``, the draw ``unit_distribution(obs)
+        .sample()`` makes."""
+        mu, std = self._loc_scale(obs)
+        if eps is None:
+            eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
+        return torch.tanh(mu + std * eps)
 
     def _mid_half(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``mid = (high + low)/2`` and ``half = (high − low)/2`` of the action bounds."""

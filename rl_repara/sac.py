@@ -15,12 +15,13 @@ import torch
 from .agent_config import SACConfig
 from .buffer import Batch
 from .critics import QEnsemble
+from .device import bf16_supported, cpu_name
 from .errors import ConfigError
 from .losses import Info, actor_loss, alpha_loss, critic_loss, default_target_entropy, polyak_update
 from .policies import TanhGaussianPolicy
 from .rng import restore_generator
 
-__all__ = ["SACConfig", "SAC", "check_cudagraphs"]
+__all__ = ["SACConfig", "SAC", "check_cudagraphs", "check_precision"]
 
 
 def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
@@ -30,6 +31,20 @@ def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
             f"agent.cudagraphs=true needs a CUDA device, but the learner is on {device}. Set "
             "device=cuda, or agent.cudagraphs=false (agent.compile=true works on CPU)."
         )
+
+
+def check_precision(config: SACConfig, device: torch.device) -> None:
+    """``precision=bf16`` needs bf16 matmul hardware (``device.bf16_supported``); without it
+    bf16 runs ~30× slower than fp32, so it is refused with a ``ConfigError`` naming the fix.
+    Where the hardware cannot be told (no ``/proc/cpuinfo``), bf16 is allowed."""
+    if config.precision != "bf16" or bf16_supported(device) is not False:
+        return
+    where = f"this CPU ({cpu_name()})" if device.type == "cpu" else f"device {device}"
+    raise ConfigError(
+        f"agent.precision=bf16 needs bf16 matmul hardware (a CPU with AVX512_BF16 or AMX-BF16, "
+        f"or a GPU with bf16), and {where} has none: bf16 would run about 30x slower than "
+        "fp32. Set agent.precision=fp32."
+    )
 
 
 # ----------------------------------------------------------------------------------- learner
@@ -77,6 +92,7 @@ class SAC:
         self.config = cfg = config or SACConfig()
         cfg.validate()
         self.device = torch.device(device)
+        check_precision(cfg, self.device)
         self.policy = policy.to(self.device)
         self._brn_critics = cfg.critic_norm == "batchrenorm"
         self._modal = self._brn_critics or cfg.actor_norm == "batchrenorm"  # modes matter
@@ -107,7 +123,12 @@ class SAC:
         self._target_params: list[torch.Tensor] = (
             [] if self.target_critics is None else list(self.target_critics.parameters())
         )
-        self._brn_critics = cfg.critic_norm == "batchrenorm"
+        # norm statistics the target network copies (Batch Renorm critics); none for plain ones
+        self._buffer_pairs: list[tuple[torch.Tensor, torch.Tensor]] = (
+            []
+            if self.target_critics is None
+            else list(zip(self.target_critics.buffers(), self.critics.buffers()))
+        )
         self.num_updates = 0
         self._last_actor_info: Info = {}
         self._critic_loss, self._actor_loss = critic_loss, actor_loss
@@ -171,7 +192,7 @@ class SAC:
         if target_step and self.target_critics is not None:
             polyak_update(self._target_params, self._critic_params, cfg.tau)
             with torch.no_grad():  # norm statistics (a target network of Batch Renorm critics)
-                for target, source in zip(self.target_critics.buffers(), self.critics.buffers()):
+                for target, source in self._buffer_pairs:
                     target.copy_(source)
         info.pop("log_prob", None)
         return info

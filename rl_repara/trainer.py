@@ -33,7 +33,7 @@ from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy
 from .resume import RESUMABLE_KEYS, STATE_VERSION, get_key, resume_point
 from .rng import global_rng_state, seed_everything, set_global_rng_state
-from .sac import SAC, check_cudagraphs
+from .sac import SAC, check_cudagraphs, check_precision
 from .signals import StopSignals
 
 __all__ = ["train", "TrainResult", "Trainer"]
@@ -175,7 +175,7 @@ class Trainer:
                 raise TrainingDiverged(
                     f"non-finite {key} ({value}) at env step {self.global_step}. Last good "
                     f"checkpoint: {self.checkpoints.last_good()}. Try a lower agent.lr, or "
-                    "precision=fp32."
+                    "agent.precision=fp32."
                 )
             if key in LOSS_TAGS:
                 values[LOSS_TAGS[key]] = value
@@ -240,7 +240,7 @@ class Trainer:
         cfg, resumed_at = self.cfg, self.global_step
         self.logger = Logger(self.run_dir / "tb", purge_step=resumed_at + 1 if resumed_at else None)
         if not resumed_at:
-            self.logger.hparams(cfg.to_dict())
+            self.logger.hparams(cfg.to_dict(), TrainConfig().to_dict())
         progress = Progress(cfg.total_steps, resumed_at, cfg.log.progress)
         rate = StepRate(resumed_at, cfg.agent.learning_starts)
         try:
@@ -309,6 +309,7 @@ def train(config: TrainConfig) -> TrainResult:
     config.validate()
     device = resolve_device(config.device)
     check_cudagraphs(config.agent, device)  # before anything is created
+    check_precision(config.agent, device)
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)

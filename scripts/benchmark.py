@@ -37,6 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -80,6 +81,7 @@ class Setting:
     steps: int = 300
     seed: int = 0
     compile: bool = False
+    precision: str = "fp32"
 
     def sac_config(self) -> SACConfig:
         return SACConfig(
@@ -91,6 +93,7 @@ class Setting:
             lr=3e-4,
             utd=1,
             compile=self.compile,
+            precision=self.precision,
         )
 
 
@@ -213,8 +216,41 @@ def rl_repara_update_ms(s: Setting, obs_dim: int, act_dim: int, updates: int) ->
     return (time.perf_counter() - t0) / updates * 1e3
 
 
+def interleaved_update_cpu_ms(
+    steps: dict[str, Callable[[int], None]], updates: int, repeats: int
+) -> dict[str, list[float]]:
+    """Process CPU ms per update of each ``steps[name](n)`` (which runs n updates), the
+    variants alternating ``repeats`` times in this process: on a busy machine with 1 thread
+    this is far steadier than wall time, and a change of load hits every variant."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for fn in steps.values():
+        fn(5)  # warm-up
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            t0 = time.process_time()
+            fn(updates)
+            times[name].append((time.process_time() - t0) / updates * 1e3)
+    return times
+
+
+def rl_repara_steps(s: Setting, obs_dim: int, act_dim: int) -> Callable[[int], None]:
+    sac, buffer = rl_repara_learner(s, obs_dim, act_dim)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            info = sac.update_tensors(buffer.sample(s.batch_size))
+        float(info["qf_loss"])
+
+    return run
+
+
+def sb3_steps(s: Setting, obs_dim: int, act_dim: int) -> Callable[[int], None]:
+    model = sb3_learner(s, obs_dim, act_dim)
+    return lambda n: model.train(gradient_steps=n, batch_size=s.batch_size)
+
+
 def rl_repara_flops(s: Setting, obs_dim: int, act_dim: int) -> int:
-    eager = Setting(**{**s.__dict__, "compile": False})
+    eager = Setting(**{**s.__dict__, "compile": False, "precision": "fp32"})
     sac, buffer = rl_repara_learner(eager, obs_dim, act_dim)
     batch = buffer.sample(s.batch_size)
     return counted_flops(lambda: sac.update_tensors(batch))
@@ -309,6 +345,16 @@ def have_sb3() -> bool:
 
 
 # ---------------------------------------------------------------------------------- report
+def _bf16_hardware() -> object:
+    """``rl_repara.device.bf16_supported`` on this CPU; "n/a" with a version that lacks it (the
+    script also times older versions, for before/after tables)."""
+    try:
+        from rl_repara.device import bf16_supported
+    except ImportError:
+        return "n/a"
+    return bf16_supported(torch.device("cpu"))
+
+
 def machine_facts(threads: int) -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -319,7 +365,8 @@ def machine_facts(threads: int) -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (
         f"CPU: {model}, {os.cpu_count()} logical cores, torch ISA {torch.backends.cpu.get_cpu_capability()}, "
-        f"torch {torch.__version__}, {threads} torch thread(s), load average {load}"
+        f"bf16 matmul hardware {_bf16_hardware()}, torch {torch.__version__}, "
+        f"{threads} torch thread(s), load average {load}"
     )
 
 
@@ -339,6 +386,9 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
     if args.compile:
         compiled = Setting(**{**base.__dict__, "compile": True})
         variants.append(("rl_repara compile", lambda: rl_repara_sps(compiled), ours))
+    if args.bf16:
+        bf16 = Setting(**{**base.__dict__, "precision": "bf16"})
+        variants.append(("rl_repara bf16", lambda: rl_repara_sps(bf16), ours))
     if sb3:
         theirs = update_flops(obs_dim, act_dim, args.width, args.batch_size, sb3=True)
         variants.append(("SB3", lambda: sb3_sps(base), theirs))
@@ -396,6 +446,31 @@ def flop_check(args, env_id: str, sb3: bool) -> None:
     print(line)
 
 
+def update_ratio(args, env_id: str, sb3: bool) -> None:
+    """Update-only cost (batch sample + one gradient update) at the command line's shapes,
+    process CPU time, the variants alternating in this process; the ratio to SB3 per repeat."""
+    obs_dim, act_dim = env_dims(env_id)
+    base = _setting(args, env_id, 1)
+    steps = {"rl_repara": rl_repara_steps(base, obs_dim, act_dim)}
+    if args.bf16:
+        bf16 = Setting(**{**base.__dict__, "precision": "bf16"})
+        steps["rl_repara bf16"] = rl_repara_steps(bf16, obs_dim, act_dim)
+    if sb3:
+        steps["SB3"] = sb3_steps(base, obs_dim, act_dim)
+    times = interleaved_update_cpu_ms(steps, args.sweep_updates, args.repeats)
+    print(
+        f"\nUpdate-only CPU time on {env_id} shapes (batch {args.batch_size}, width {args.width}): "
+        f"{args.sweep_updates} updates x {args.repeats} alternating repeats, process CPU ms per update"
+    )
+    for name, ms in times.items():
+        line = f"  {name:18s} {statistics.median(ms):7.2f} ms  [{' '.join(f'{t:.2f}' for t in ms)}]"
+        if sb3 and name != "SB3":
+            ratios = [b / a for a, b in zip(ms, times["SB3"])]
+            per = " ".join(f"{r:.2f}" for r in ratios)
+            line += f"  SB3 / this: {statistics.median(ratios):.2f}x (per repeat: {per})"
+        print(line)
+
+
 def sweep(args, env_id: str, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
     grid = sorted(
@@ -446,10 +521,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="alternating repeats (median reported)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for both (0: torch default)")
     p.add_argument("--compile", action="store_true", help="also time rl_repara with agent.compile=true")
+    p.add_argument(
+        "--bf16", action="store_true", help="also time rl_repara with agent.precision=bf16 (SB3 stays fp32)"
+    )
     p.add_argument("--sweep-batch", nargs="*", type=int, default=[64, 256, 1024])
     p.add_argument("--sweep-width", nargs="*", type=int, default=[64, 256, 512])
     p.add_argument("--sweep-updates", type=int, default=30)
     p.add_argument("--no-sb3", action="store_true", help="time rl_repara alone")
+    p.add_argument("--no-update-ratio", action="store_true", help="skip the update-only CPU-time table")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -479,6 +558,8 @@ def main(argv=None) -> None:
     for env_id in args.envs:
         for num_envs in args.num_envs:
             headline(args, env_id, num_envs, roof, sb3)
+    if not args.no_update_ratio:
+        update_ratio(args, args.envs[0], sb3)
     if args.sweep_batch or args.sweep_width:
         sweep(args, args.envs[0], sb3)
     print(

@@ -1,16 +1,17 @@
 """What one env step of learning costs for each SAC-family preset: the time of the updates it
 runs (``utd`` gradient updates on a batch from a filled buffer), on this machine, one process.
 
-    python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1
+    python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1 [--precision bf16]
 
 Presets are read from ``conf/agent/*.yaml`` (merged over ``sac.yaml``), so the table follows
 the files. The env step itself is left out (HalfCheetah: ~27 µs; see docs/performance.md).
+Wall time and process CPU time are both printed: on a busy machine, with 1 thread, the CPU
+time is the steadier of the two.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 import yaml
 
 from rl_repara import SAC, ReplayBuffer, SACConfig, TanhGaussianPolicy
+from rl_repara.device import cpu_name
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "agent"
 
@@ -30,7 +32,8 @@ def preset(name: str) -> SACConfig:
     return SACConfig(**{**values, **extra})
 
 
-def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> float:
+def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> tuple[float, float]:
+    """(wall ms, process CPU ms) of the ``utd`` updates of one env step, batch sampling included."""
     torch.manual_seed(0)
     policy = TanhGaussianPolicy(obs_dim, act_dim, **cfg.policy_kwargs())
     sac = SAC(policy, cfg)
@@ -40,10 +43,10 @@ def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> f
             np.random.randn(n, obs_dim), np.zeros(n))  # fmt: skip
     for _ in range(3 * cfg.utd):
         sac.update_tensors(buf.sample(cfg.batch_size, cfg.n_step, cfg.gamma))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps * cfg.utd):
         sac.update_tensors(buf.sample(cfg.batch_size, cfg.n_step, cfg.gamma))
-    return (time.perf_counter() - start) / steps * 1e3
+    return (time.perf_counter() - start) / steps * 1e3, (time.process_time() - cpu) / steps * 1e3
 
 
 def main() -> None:
@@ -52,20 +55,22 @@ def main() -> None:
     p.add_argument("--act-dim", type=int, default=6)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=20, help="env steps timed per preset")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    machine = platform.processor() or platform.machine()
     print(
-        f"{machine}, torch {torch.__version__}, {args.threads} thread(s), "
+        f"{cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), {args.precision}, "
         f"obs {args.obs_dim}, act {args.act_dim}"
     )
     base = None
     for name in ("sac", "crossq", "tqc", "droq", "redq"):
         cfg = preset(name)
-        ms = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
-        base = base or ms
+        cfg.precision = args.precision
+        wall, cpu = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
+        base = base or cpu
         print(
-            f"{name:7s} utd {cfg.utd:2d}: {ms:8.1f} ms of updates per env step ({ms / base:5.1f}x SAC)",
+            f"{name:7s} utd {cfg.utd:2d}: {wall:8.1f} ms wall, {cpu:8.1f} ms CPU of updates per env "
+            f"step ({cpu / base:5.1f}x SAC, CPU time)",
             flush=True,
         )
 

@@ -3,6 +3,8 @@
 - ``QEnsemble.min_q`` (CPU fp32: each row back-propagated through the critic that wins the min)
   against per-member ``nn.Linear`` MLPs in float64 and autograd's ``min``;
 - ``ensemble_linear``'s one-output-column path against a plain matmul;
+- the policy's sampling without a distribution object (``sample_unit``, ``unit_action``)
+  against ``TanhNormal``, bit for bit;
 - ``SAC.update`` (one backward for actor and α) against a reference update written with plain
   autograd, separate backward calls and separate steps;
 - ``agent.compile=true`` against eager, and ``agent.cudagraphs=true`` refused on CPU.
@@ -116,6 +118,33 @@ def test_ensemble_linear_equals_a_matmul_per_member(shared_input, out_dim):
     grads = torch.autograd.grad((y * weights).sum(), [x, w, b])
     for g, g_ref in zip(grads, torch.autograd.grad((y_ref * weights).sum(), [x, w, b])):
         torch.testing.assert_close(g, g_ref)
+
+
+# ------------------------------------------------------------ sampling without TanhNormal
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_sample_unit_equals_the_unit_distribution_bit_for_bit(deterministic):
+    policy = TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=HIDDEN, action_low=-2.0, action_high=3.0)
+    obs = torch.randn(B, OBS_DIM)
+    torch.manual_seed(7)
+    y, log_prob = policy.sample_unit(obs, deterministic)
+    torch.manual_seed(7)
+    dist = policy.unit_distribution(obs)
+    y_ref, log_prob_ref = dist.mode_and_log_prob() if deterministic else dist.rsample_and_log_prob()
+    assert torch.equal(y, y_ref) and torch.equal(log_prob, log_prob_ref)
+    grads = torch.autograd.grad((y.sum() + log_prob.sum()), list(policy.parameters()))
+    grads_ref = torch.autograd.grad((y_ref.sum() + log_prob_ref.sum()), list(policy.parameters()))
+    assert all(torch.equal(g, g_ref) for g, g_ref in zip(grads, grads_ref))
+
+
+def test_unit_action_equals_the_distribution_sample_and_transform():
+    policy = TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=HIDDEN)
+    obs, eps = torch.randn(4, OBS_DIM), torch.randn(4, ACT_DIM)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        white = policy.unit_action(obs)
+        torch.manual_seed(3)
+        assert torch.equal(white, policy.unit_distribution(obs).sample())
+        assert torch.equal(policy.unit_action(obs, eps), policy.unit_distribution(obs).transform(eps))
 
 
 # ---------------------------------------------------------------------------- SAC.update
