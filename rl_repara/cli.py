@@ -102,11 +102,7 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         raise ConfigError("the run dir is Hydra's output dir: choose it with hydra.run.dir=DIR.")
     run_dir = Path(hc.runtime.output_dir)
     config.run_dir = str(run_dir)
-    if hc.runtime.choices.get("hydra/sweeper") == "optuna" and config.eval.every_steps <= 0:
-        raise ConfigError(
-            "an Optuna search maximizes the final eval return, and eval.every_steps=0 turns "
-            "evaluation off: set eval.every_steps to a positive number of steps."
-        )
+    _check_search(config, hc)
     if in_sweep_worker() and config.torch_threads == 0 and "SLURM_JOB_ID" not in os.environ:
         config.torch_threads = 1  # parallel local jobs: one thread each is fastest
     resume_dir = Path(config.resume) if config.resume else None
@@ -133,6 +129,29 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         check_writer()
         prepare_headless()
     return _finish(train(config), config, hc)
+
+
+def _check_search(config: TrainConfig, hc: Any) -> None:
+    """An Optuna study needs -m, maximization and an eval return to maximize."""
+    from hydra.types import RunMode
+
+    search = hc.runtime.choices.get("search")
+    if search and hc.mode != RunMode.MULTIRUN:
+        raise ConfigError(
+            f"search={search} sets up an Optuna study: run it with -m (rl-repara-train -m ...)."
+        )
+    if hc.runtime.choices.get("hydra/sweeper") != "optuna":
+        return
+    if "maximize" not in str(hc.sweeper.get("direction", "")).lower():
+        raise ConfigError(
+            "the Optuna sweeper minimizes unless told otherwise, and each job returns its eval "
+            "return: add hydra.sweeper.direction=maximize, or use a shipped search=sac."
+        )
+    if config.eval.every_steps <= 0:
+        raise ConfigError(
+            "an Optuna search maximizes the final eval return, and eval.every_steps=0 turns "
+            "evaluation off: set eval.every_steps to a positive number of steps."
+        )
 
 
 def _note_inherited_preset(config: TrainConfig, hc: Any) -> None:

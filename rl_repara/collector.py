@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .envs import check_step, episode_limit, make_vec_env, restore_env, snapshot_env
+from .envs import check_step, episode_limit, make_vec_env, restorable, restore_env, snapshot_env
 from .errors import EnvError
 from .spaces import flat_obs_dim
 
@@ -185,7 +185,8 @@ class Collector:
         self.episodes, self.env_steps = state["episodes"], state["env_steps"]
         self.skipped_nonfinite = state["skipped_nonfinite"]
         self.recent_returns.extend(state["recent_returns"])
-        exact = all(s is not None for s in state["envs"])
+        snaps = state["envs"]
+        exact = all(s is not None and restorable(e, s) for e, s in zip(self.envs.envs, snaps))
         if exact:
             self._reset(seed=seed)  # a restore writes into envs that have been reset
             self.envs.envs = [restore_env(e, s) for e, s in zip(self.envs.envs, state["envs"])]

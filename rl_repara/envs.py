@@ -20,6 +20,7 @@ __all__ = [
     "episode_limit",
     "snapshot_env",
     "restore_env",
+    "restorable",
     "TimeLimit",
 ]
 
@@ -110,6 +111,7 @@ def _import_namespace(env_id: str) -> None:
     if not env_id.startswith("dm_control/"):
         return
     try:
+        import dm_control  # noqa: F401
         import shimmy  # noqa: F401  (registers the dm_control/ ids)
     except ImportError:
         raise ConfigError(
@@ -152,6 +154,28 @@ def _unwrapped_is_mujoco(env: gym.Env) -> bool:
     except Exception:  # mujoco not importable
         return False
     return isinstance(env.unwrapped, MujocoEnv)
+
+
+# Model fields dm_control tasks randomize at reset (reacher, finger, fish and swimmer place
+# their targets; quadruped-escape draws its terrain): saved with the MjData.
+_DMC_MODEL_FIELDS = (
+    "body_pos",
+    "body_quat",
+    "geom_pos",
+    "geom_quat",
+    "geom_size",
+    "geom_rgba",
+    "site_pos",
+    "site_quat",
+    "site_size",
+    "hfield_data",
+)
+
+
+def restorable(env: gym.Env, snap: dict[str, Any]) -> bool:
+    """Whether ``restore_env`` can apply ``snap`` to ``env`` (a dm_control snapshot needs the
+    dm_control attributes ``snapshot_env`` read, which a newer release may have renamed)."""
+    return snap["kind"] != "dm_control" or _dm_control_env(env) is not None
 
 
 def _dm_control_env(env: gym.Env) -> Any:
@@ -204,6 +228,7 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
         return {
             "kind": "dm_control",
             "mj_data": pickle.dumps(dmc.physics.data.ptr),
+            "model": {f: getattr(dmc.physics.model.ptr, f).copy() for f in _DMC_MODEL_FIELDS},
             "task_random": dmc.task.random.get_state(),
             "step_count": dmc._step_count,
             "reset_next_step": dmc._reset_next_step,
@@ -237,6 +262,8 @@ def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
     if snap["kind"] == "dm_control":
         dmc = _dm_control_env(env)
         physics = dmc.physics
+        for name, value in snap["model"].items():
+            getattr(physics.model.ptr, name)[...] = value
         mujoco.mj_copyData(physics.data.ptr, physics.model.ptr, pickle.loads(snap["mj_data"]))
         dmc.task.random.set_state(snap["task_random"])
         dmc._step_count, dmc._reset_next_step = snap["step_count"], snap["reset_next_step"]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["Logger", "Progress", "StepRate", "LOSS_TAGS", "HPARAM_METRICS", "CORE_HPARAMS", "flat_hparams"]
+__all__ = ["Logger", "Progress", "StepRate", "LOSS_TAGS", "flat_hparams"]
 
 # update-info key -> TensorBoard tag
 LOSS_TAGS = {
@@ -20,25 +20,8 @@ LOSS_TAGS = {
     "qf_values": "losses/qf_values",
 }
 
-# The scalars TensorBoard's HParams dashboard shows beside each run's hyperparameters: its last
-# value is the final evaluation (the trainer evaluates the finished policy) and the best one.
-HPARAM_METRICS = ("eval/mean_return", "eval/best_return")
-
 # Config keys that say where and how a run is shown, not what it learns: not hyperparameters.
 _NOT_HPARAMS = ("run_dir", "resume", "log.", "checkpoint.", "video", "on_nonfinite")
-# Shown for every run; the other keys only where they differ from the defaults (the dashboard
-# lists the keys alphabetically and ticks the first few, so fewer keys keep these in view).
-CORE_HPARAMS = (
-    "env.id",
-    "seed",
-    "total_steps",
-    "agent.lr",
-    "agent.batch_size",
-    "agent.gamma",
-    "agent.tau",
-    "agent.hidden_sizes",
-    "agent.learning_starts",
-)
 
 
 def flat_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -93,25 +76,24 @@ class Logger:
         for tag, value in values.items():
             self.writer.add_scalar(tag, float(value), step)
 
-    def hparams(self, config: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
-        """The run's hyperparameters for TensorBoard's HParams dashboard (``CORE_HPARAMS`` and
-        the keys of ``flat_hparams(config)`` whose values differ from ``defaults``, with
-        ``HPARAM_METRICS`` as its metrics), and the whole config as text (a JSON block).
+    def hparams(self, config: Mapping[str, Any]) -> None:
+        """The run's hyperparameters (``flat_hparams(config)``) for TensorBoard's HParams
+        dashboard, and the whole config as text (a JSON block).
 
-        The plugin's summaries go into this run's own event file, so the scalars logged as
-        the run goes fill in its metrics: no separate run dir per call, as
-        ``SummaryWriter.add_hparams`` would make."""
+        Only the plugin's session-start summary is written, into this run's own event file.
+        Without an experiment summary TensorBoard builds the table from all runs of the logdir:
+        every key any run has is a column, the keys whose values differ across the runs come
+        first (and are shown by default), and every scalar tag, ``eval/mean_return`` and
+        ``eval/best_return`` among them, is a metric. (With one experiment summary per run it
+        would pick one run's keys for all, and list them alphabetically.)"""
         from torch.utils.tensorboard.summary import hparams
 
         text = "```\n" + json.dumps(config, indent=2, default=str) + "\n```"
         self.writer.add_text("hparams", text, 0)
-        base = flat_hparams(defaults)
-        shown = {k: v for k, v in flat_hparams(config).items() if k in CORE_HPARAMS or base.get(k) != v}
-        summaries = hparams(shown, dict.fromkeys(HPARAM_METRICS, 0.0))
+        _experiment, session_start, _session_end = hparams(flat_hparams(config), {})
         file_writer = self.writer.file_writer
         assert file_writer is not None
-        for summary in summaries:
-            file_writer.add_summary(summary)
+        file_writer.add_summary(session_start)
 
     def flush(self) -> None:
         self.writer.flush()

@@ -45,9 +45,10 @@ def flat_obs_dim(space: spaces.Space) -> int:
 
 
 def _is_image(box: spaces.Box) -> bool:
-    """A Box that holds pixels: rank 3 (H, W, C or C, H, W), or a rank-2 uint8 grey image."""
+    """A Box that holds pixels: rank 3 or more (H, W, C; C, H, W; stacked frames), or a uint8
+    Box of rank 2 (a grey image)."""
     rank = len(box.shape)
-    return rank == 3 or (rank == 2 and box.dtype == np.uint8)
+    return rank >= 3 or (rank == 2 and box.dtype == np.uint8)
 
 
 def _bad_leaf(space: spaces.Space, where: str) -> tuple[str, spaces.Space] | None:

@@ -240,7 +240,7 @@ class Trainer:
         cfg, resumed_at = self.cfg, self.global_step
         self.logger = Logger(self.run_dir / "tb", purge_step=resumed_at + 1 if resumed_at else None)
         if not resumed_at:
-            self.logger.hparams(cfg.to_dict(), TrainConfig().to_dict())
+            self.logger.hparams(cfg.to_dict())
         progress = Progress(cfg.total_steps, resumed_at, cfg.log.progress)
         rate = StepRate(resumed_at, cfg.agent.learning_starts)
         try:

@@ -286,6 +286,10 @@ class PixelsInDictObsEnv(_ObsSpaceEnv):
     )
 
 
+class StackedFramesObsEnv(_ObsSpaceEnv):
+    OBS_SPACE = spaces.Box(0, 255, shape=(4, 96, 96, 3), dtype=np.uint8)  # FrameStackObservation
+
+
 class TextObsEnv(_ObsSpaceEnv):
     OBS_SPACE = spaces.Text(8)
 
@@ -327,6 +331,7 @@ ENVS = {
     "ImageObs": (ImageObsEnv, {}),
     "GreyImageObs": (GreyImageObsEnv, {}),
     "PixelsInDictObs": (PixelsInDictObsEnv, {}),
+    "StackedFramesObs": (StackedFramesObsEnv, {}),
     "TextObs": (TextObsEnv, {}),
     "SequenceInTupleObs": (SequenceInTupleObsEnv, {}),
     "HugeObs": (HugeObsEnv, {}),

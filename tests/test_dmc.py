@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl_repara.envs import make_env
+from rl_repara.envs import make_env, restorable, restore_env, snapshot_env
 from rl_repara.errors import ConfigError
 
 TRAIN = str(Path(sys.executable).parent / "rl-repara-train")
@@ -44,8 +44,39 @@ def test_without_the_dmc_extra_a_dm_control_id_is_one_line(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("task", ["reacher-easy", "fish-swim", "cheetah-run"])
+def test_a_dmc_snapshot_restores_the_episode_into_an_env_reset_with_another_seed(task):
+    """Reacher and fish place their targets in the *model* at reset: the snapshot carries
+    those model fields with the MjData, so the restored env steps exactly as the original."""
+    pytest.importorskip("shimmy")
+    original = make_env(f"dm_control/{task}-v0")
+    original.reset(seed=1)
+    actions = [original.action_space.sample() for _ in range(35)]
+    for action in actions[:5]:
+        original.step(action)
+    snap = snapshot_env(original)
+    other = make_env(f"dm_control/{task}-v0")
+    other.reset(seed=7)
+    assert restorable(other, snap)
+    restored = restore_env(other, snap)
+    for action in actions[5:]:
+        obs_a, reward_a, *_ = original.step(action)
+        obs_b, reward_b, *_ = restored.step(action)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert reward_a == reward_b
+
+
+def test_a_dmc_snapshot_is_not_restorable_into_an_env_without_dm_control_inside():
+    """A dm_control release that renames what the snapshot reads: resume warns and starts new
+    episodes instead of failing (``Collector.load_state_dict``)."""
+    pytest.importorskip("shimmy")
+    snap = snapshot_env(make_env("dm_control/cheetah-run-v0"))
+    assert snap["kind"] == "dm_control" and not restorable(make_env("Pendulum-v1"), snap)
+
+
 def _hparams(run_dir: Path) -> tuple[dict, list[str]]:
-    """The hyperparameters and metric tags a run wrote for TensorBoard's HParams dashboard."""
+    """The hyperparameters a run wrote for TensorBoard's HParams dashboard, and the plugin's
+    summaries it wrote."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -53,11 +84,10 @@ def _hparams(run_dir: Path) -> tuple[dict, list[str]]:
     acc.Reload()
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     values = {}
     for key, value in start.session_start_info.hparams.items():
         values[key] = getattr(value, value.WhichOneof("kind"))
-    return values, [m.name.tag for m in experiment.experiment.metric_infos]
+    return values, sorted(content)
 
 
 def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
@@ -88,9 +118,10 @@ def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
     assert tags["eval/mean_return"] == [1000, 2000] and tags["eval/best_return"] == [1000, 2000]
     assert tags["charts/SPS_warmup"] == [500, 1000] and tags["charts/SPS"] == [1500, 2000]
     assert tags["losses/qf_loss"] == [1000, 1500, 2000]
-    hparams, metrics = _hparams(tmp_path / "run")
+    hparams, summaries = _hparams(tmp_path / "run")
     assert hparams["env.id"] == "dm_control/cheetah-run-v0" and hparams["total_steps"] == 2000
     assert hparams["agent.hidden_sizes"] == "[64, 64]" and hparams["agent.lr"] == pytest.approx(3e-4)
-    assert metrics == ["eval/mean_return", "eval/best_return"]
-    # beyond the core keys only what differs from the defaults, so the dashboard stays readable
-    assert hparams["eval.episodes"] == 1 and "agent.actor_norm" not in hparams
+    assert hparams["eval.episodes"] == 1 and hparams["agent.actor_norm"] == "none"  # every key
+    assert "run_dir" not in hparams and "log.progress" not in hparams  # where, not what, it learns
+    # no experiment summary: TensorBoard builds the table from all runs (see Logger.hparams)
+    assert summaries == ["_hparams_/session_start_info"]

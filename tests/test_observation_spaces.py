@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from rl_repara import EnvConfig, SACConfig, TrainConfig, train
+from rl_repara import EnvConfig, SACConfig, TrainConfig, memory, train
 from rl_repara.buffer import ReplayBuffer
 from rl_repara.config import LogConfig
 from rl_repara.envs import make_env
@@ -29,6 +29,7 @@ TRAIN = str(Path(sys.executable).parent / "rl-repara-train")
     [
         ("ImageObs", "observation: uint8 (96, 96, 3)"),
         ("GreyImageObs", "observation: uint8 (84, 84)"),
+        ("StackedFramesObs", "observation: uint8 (4, 96, 96, 3)"),
         ("PixelsInDictObs", "observation['pixels']: float32 (3, 64, 64)"),
     ],
 )
@@ -95,13 +96,31 @@ def test_buffer_bytes_match_what_a_full_buffer_holds():
 
 
 def test_a_buffer_that_does_not_fit_is_refused_with_the_numbers_and_the_key():
+    """On the host the buffer needs room twice: itself, and its copy while a checkpoint is
+    written."""
     with pytest.raises(ConfigError) as info:
-        check_buffer_fits(110_000_000_000, 1_000_000, torch.device("cpu"), available=24_000_000_000)
+        check_buffer_fits(55_000_000_000, 1_000_000, torch.device("cpu"), host_free=24_000_000_000)
     assert str(info.value) == (
-        "the replay buffer needs 110.0 GB (1,000,000 transitions) but 24.0 GB of cpu memory is "
-        "available; lower agent.buffer_size (at most about 196,363 fits)."
+        "the replay buffer needs 110.0 GB (the buffer, and its copy in a checkpoint) for "
+        "1,000,000 transitions but 24.0 GB of host memory is available; lower agent.buffer_size "
+        "(at most about 196,363 fits)."
     )
-    check_buffer_fits(20_000_000_000, 1_000_000, torch.device("cpu"), available=24_000_000_000)
+    check_buffer_fits(10_000_000_000, 1_000_000, torch.device("cpu"), host_free=24_000_000_000)
+
+
+def test_a_gpu_buffer_needs_room_on_the_gpu_and_for_its_checkpoint_copy_on_the_host():
+    cuda = torch.device("cuda")
+    check_buffer_fits(10_000_000_000, 1_000_000, cuda, host_free=12_000_000_000, device_free=12_000_000_000)
+    with pytest.raises(
+        ConfigError, match=r"needs 10\.0 GB for 1,000,000 transitions but 8\.0 GB of cuda memory"
+    ):
+        check_buffer_fits(
+            10_000_000_000, 1_000_000, cuda, host_free=80_000_000_000, device_free=8_000_000_000
+        )
+    with pytest.raises(ConfigError, match=r"needs 10\.0 GB \(a checkpoint's copy of the buffer\) .* of host"):
+        check_buffer_fits(
+            10_000_000_000, 1_000_000, cuda, host_free=8_000_000_000, device_free=80_000_000_000
+        )
 
 
 def test_format_bytes():
@@ -114,9 +133,11 @@ def test_format_bytes():
     ]
 
 
-def test_training_with_a_buffer_larger_than_memory_stops_before_allocating(tmp_path):
-    """40,000 floats per observation × 1M transitions is 320 GB: refused in one line, and the
-    process never grew by anything like that (it would have been killed)."""
+def test_training_with_a_buffer_larger_than_memory_stops_before_allocating(tmp_path, monkeypatch):
+    """40,000 floats per observation × 1M transitions is 320 GB (twice that with a checkpoint's
+    copy) against 24 GB: refused in one line before the buffer is allocated (which would take
+    minutes, or be killed, if it were)."""
+    monkeypatch.setattr(memory, "host_available", lambda: 24_000_000_000)
     cfg = TrainConfig(
         env=EnvConfig(id=H.env_id("HugeObs")),
         total_steps=10,
@@ -124,5 +145,5 @@ def test_training_with_a_buffer_larger_than_memory_stops_before_allocating(tmp_p
         agent=SACConfig(buffer_size=1_000_000, hidden_sizes=[8]),
         log=LogConfig(progress="none"),
     )
-    with pytest.raises(ConfigError, match=r"^the replay buffer needs 320\.0 GB .* lower agent\.buffer_size"):
+    with pytest.raises(ConfigError, match=r"^the replay buffer needs 640\.0 GB .* 24\.0 GB of host memory"):
         train(cfg)

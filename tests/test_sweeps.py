@@ -118,3 +118,34 @@ def test_an_optuna_search_without_evaluation_is_refused(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rl-repara-train: error: a sweep job failed: job 0")
     assert last.endswith("turns evaluation off: set eval.every_steps to a positive number of steps.")
+
+
+def test_a_hand_made_optuna_sweep_must_maximize(tmp_path):
+    """hydra/sweeper=optuna on its own minimizes: it would search for the worst settings."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    train = str(Path(sys.executable).parent / "rl-repara-train")
+    cmd = [
+        train,
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=1",
+        "agent.lr=tag(log,interval(1e-4,1e-3))",
+    ]
+    proc = subprocess.run(
+        cmd + ["total_steps=100"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode != 0
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith("add hydra.sweeper.direction=maximize, or use a shipped search=sac.")
+    )
+
+
+def test_a_search_space_without_multirun_is_one_line(tmp_path):
+    train = str(Path(sys.executable).parent / "rl-repara-train")
+    proc = subprocess.run([train, "search=sac"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rl-repara-train: error: search=sac sets up an Optuna study: run it with -m (rl-repara-train -m ...)."
+    ]
