@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import logging
+import os
 import pickle
+import sys
 import warnings
 from typing import Any, Callable, cast
 
@@ -22,6 +26,7 @@ __all__ = [
     "restore_env",
     "restorable",
     "TimeLimit",
+    "prefer_headless_gl",
 ]
 
 
@@ -105,11 +110,26 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
     return env
 
 
+def prefer_headless_gl() -> None:
+    """On Linux without a display, set ``MUJOCO_GL`` (unless the user did) to an off-screen
+    backend: ``egl`` when libEGL is found, else ``osmesa`` when libOSMesa is found. Call it
+    before MuJoCo or dm_control is imported."""
+    if sys.platform != "linux" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if "MUJOCO_GL" not in os.environ:
+        for backend, lib in (("egl", "EGL"), ("osmesa", "OSMesa")):
+            if ctypes.util.find_library(lib):
+                os.environ["MUJOCO_GL"] = backend
+                return
+
+
 def _import_namespace(env_id: str) -> None:
     """Import the package that registers ``env_id``'s namespace with Gymnasium, when it is one
     that an optional extra provides (``dm_control/...``: shimmy)."""
     if not env_id.startswith("dm_control/"):
         return
+    prefer_headless_gl()  # else dm_control tries GLFW first and warns that there is no display
+    logging.getLogger("absl").setLevel(logging.ERROR)  # MuJoCo's deprecation notes on DMC's XML
     try:
         import dm_control  # noqa: F401
         import shimmy  # noqa: F401  (registers the dm_control/ ids)

@@ -7,13 +7,12 @@ when ``MUJOCO_GL`` says so, pygame (Pendulum, Box2D) through SDL's dummy video d
 
 from __future__ import annotations
 
-import ctypes.util
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .envs import make_env
+from .envs import make_env, prefer_headless_gl
 from .errors import VideoError
 from .evaluation import run_episode
 from .policies import TanhGaussianPolicy
@@ -32,11 +31,7 @@ def prepare_headless() -> None:
     if sys.platform != "linux" or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    if "MUJOCO_GL" not in os.environ:
-        for backend, lib in (("egl", "EGL"), ("osmesa", "OSMesa")):
-            if ctypes.util.find_library(lib):
-                os.environ["MUJOCO_GL"] = backend
-                break
+    prefer_headless_gl()
     _check_mujoco_gl()
 
 
