@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import _env
 
 from rl_repara.envs import make_env, restorable, restore_env, snapshot_env
 from rl_repara.errors import ConfigError
@@ -109,7 +110,7 @@ def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
         "log.progress=none",
         "hydra.run.dir=run",
     ]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=_env())
     assert proc.returncode == 0, proc.stderr
     acc = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"scalars": 0})
     acc.Reload()

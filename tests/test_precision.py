@@ -69,9 +69,13 @@ def test_fp32_is_never_refused(cpu_with):
     SAC(TanhGaussianPolicy(3, 1, hidden_sizes=[8]), SACConfig(hidden_sizes=[8]))
 
 
-def test_the_command_line_prints_the_refusal_as_one_line_and_exits_2(cpu_with, tmp_path, capsys):
+def test_the_command_line_prints_the_refusal_as_one_line_and_exits_2(cpu_with, tmp_path, capsys, monkeypatch):
     """What a user of ``rl-repara-train agent.precision=bf16`` sees on an AVX2-only CPU."""
     cpu_with(AVX2_ONLY)
+    # run_cli sets these in os.environ for its sweep workers: give them back after the test, or
+    # later tests' subprocesses inherit HYDRA_FULL_ERROR=1 and print tracebacks
+    for name in ("HYDRA_FULL_ERROR", "_RL_REPARA_FULL_ERROR", "_RL_REPARA_MAIN_PID"):
+        monkeypatch.setenv(name, "0")
     cfg = TrainConfig(
         env=EnvConfig(id="Pendulum-v1"),
         agent=SACConfig(precision="bf16", hidden_sizes=[8], learning_starts=10),

@@ -5,7 +5,6 @@ through the joblib launcher, and the best trial as one command line."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_cli import _env
 
 from rl_repara.errors import ConfigError
 from rl_repara.sweeps import best_trial
@@ -43,7 +43,7 @@ def study(tmp_path_factory):
     cmd += ["hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     cmd += ["hydra.sweep.dir=sweep", "total_steps=300", "agent.learning_starts=100"]
     cmd += ["agent.hidden_sizes=[32,32]", "eval.every_steps=150", "eval.episodes=1", "log.progress=none"]
-    env = {**os.environ, "TOLD_FILE": str(cwd / "told.json")}
+    env = {**_env(), "TOLD_FILE": str(cwd / "told.json")}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
     return cwd, proc
@@ -113,7 +113,7 @@ def test_an_optuna_search_without_evaluation_is_refused(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     train = str(Path(sys.executable).parent / "rl-repara-train")
     cmd = [train, "-m", "search=sac", "hydra.sweeper.n_trials=1", "eval.every_steps=0", "total_steps=100"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rl-repara-train: error: a sweep job failed: job 0")
@@ -144,7 +144,8 @@ def test_a_hand_made_optuna_sweep_must_maximize(tmp_path):
 
 def test_a_search_space_without_multirun_is_one_line(tmp_path):
     train = str(Path(sys.executable).parent / "rl-repara-train")
-    proc = subprocess.run([train, "search=sac"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    cmd = [train, "search=sac"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "rl-repara-train: error: search=sac sets up an Optuna study: run it with -m (rl-repara-train -m ...)."
