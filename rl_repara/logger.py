@@ -41,6 +41,20 @@ def flat_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _wait_past_event_files(log_dir: Path) -> None:
+    """TensorBoard reads a dir's event files in name order, and a name starts with the second
+    it was created in, then a per-process counter that sorts as text ("10" before "9"). A
+    resume in the same second as the run it continues (tests) could sort before it; wait for
+    the next second so it sorts after."""
+    stamps = []
+    for path in log_dir.glob("events.out.tfevents.*"):
+        parts = path.name.split(".")
+        if len(parts) > 3 and parts[3].isdigit():
+            stamps.append(int(parts[3]))
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.05)
+
+
 class StepRate:
     """Env steps per second since the last ``lap``, tagged by phase: ``charts/SPS_warmup``
     while the actions are uniform random and nothing is learned (thousands of steps per
@@ -70,6 +84,8 @@ class Logger:
     def __init__(self, log_dir: str | Path, purge_step: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        if purge_step is not None:
+            _wait_past_event_files(Path(log_dir))
         self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
