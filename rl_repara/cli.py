@@ -39,7 +39,7 @@ from .errors import CheckpointError, ConfigError, RLReparaError
 from .evaluation import eval_seed, run_episode
 from .loading import load_policy
 from .resume import RESUMABLE_KEYS, ResumePoint, get_key, resume_point, run_dir_of
-from .sac import check_cudagraphs, check_precision
+from .sac import check_cudagraphs
 from .trainer import TrainResult, train
 
 __all__ = ["train_main", "eval_main"]
@@ -122,7 +122,6 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
     else:
         _note_inherited_preset(config, hc)
     check_cudagraphs(config.agent, resolve_device(config.device))
-    check_precision(config.agent, resolve_device(config.device))
     if config.video:
         from .video import check_writer, prepare_headless
 
