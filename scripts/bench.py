@@ -30,7 +30,9 @@ the env). Layout under ``--out``::
 A run's wall clock is read the same way for both libraries: from the first to the last event
 of its TensorBoard files (the writer opens as training starts; the last event is the final
 evaluation). Running the same command again continues: finished rl_repara runs are complete
-(an interrupted one resumes from its checkpoint) and finished SB3 runs are skipped.
+(an interrupted one resumes from its checkpoint) and finished SB3 runs are skipped. A command
+with other envs or seeds into the same dir adds its runs to it: ``meta.json`` keeps every
+command, and the report covers every run (a long grid can be run in parts).
 """
 
 from __future__ import annotations
@@ -296,6 +298,7 @@ def sb3_run(job: Sb3Job) -> dict[str, Any]:
     import torch
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     from torch.utils.tensorboard import SummaryWriter
 
     from rl_repara.envs import make_env
@@ -332,6 +335,7 @@ def sb3_run(job: Sb3Job) -> dict[str, Any]:
     model = SAC(
         "MlpPolicy", gym.make(job.env_id), seed=job.seed, device=job.device, verbose=0, **sb3_kwargs(settings)
     )
+    model.set_logger(Logger(None, []))  # SB3's default logger makes an empty SB3-<time> dir in /tmp
     model.learn(job.steps, callback=Evaluations())
     if not evals or evals[-1][0] != model.num_timesteps:
         evaluate(model)  # a final evaluation of the finished policy, as rl_repara does
@@ -467,13 +471,22 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+HISTORY_KEYS = ("command", "started", "finished", "grid", "phases", "versions")
+
+
 def write_meta(path: Path, meta: dict[str, Any]) -> None:
-    """``meta.json``; the start, end and command of earlier invocations into the same dir are kept."""
-    history = []
+    """``meta.json``. Earlier invocations into the same dir (another env grid, or a rerun that
+    continued) are kept under ``history`` with their command, times, grid, phases and versions,
+    and their SB3 settings stay in ``sb3_settings``, so a dir filled by several commands names
+    them all."""
+    history, sb3_settings = [], {}
     if path.is_file():
         old = json.loads(path.read_text())
-        history = old.get("history", []) + [{k: old.get(k) for k in ("command", "started", "finished")}]
-    path.write_text(json.dumps({**meta, "history": history}, indent=1) + "\n")
+        history = old.get("history", []) + [{k: old.get(k) for k in HISTORY_KEYS}]
+        sb3_settings = old.get("sb3_settings", {})
+    sb3_settings.update(meta.get("sb3_settings", {}))
+    merged = {**meta, "history": history, **({"sb3_settings": sb3_settings} if sb3_settings else {})}
+    path.write_text(json.dumps(merged, indent=1) + "\n")
 
 
 def now() -> str:

@@ -420,6 +420,13 @@ def provenance(meta: dict[str, Any]) -> list[str]:
         f"- time: {meta.get('started')} to {meta.get('finished')} ({phases})",
         f"- versions: {libs}; rl_repara commit {v.get('rl_repara_commit')}",
     ]
+    for earlier in meta.get("history", []):
+        envs = ", ".join((earlier.get("grid") or {}).get("envs", {}).values())
+        commit = (earlier.get("versions") or {}).get("rl_repara_commit")
+        lines.append(
+            f"- earlier command into this dir ({envs or 'grid unknown'}; {earlier.get('started')} to "
+            f"{earlier.get('finished')}; rl_repara commit {commit}): `{earlier.get('command')}`"
+        )
     for env_id, s in meta.get("sb3_settings", {}).items():
         lines.append(f"- SB3 SAC on {env_id}: {json.dumps(s['kwargs'])} ({s['source']})")
     return lines

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -19,15 +20,19 @@ PLOT = ROOT / "scripts" / "plot.py"
 RUNS = [f"{lib}/Pendulum-v1/sac/seed{s}" for lib in ("rl_repara", "sb3") for s in (0, 1)]
 
 
-def _bench_module() -> ModuleType:
-    """scripts/bench.py as a module (registered, as its dataclasses need)."""
-    if "bench_script" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_script", BENCH)
+def _script_module(name: str, path: Path) -> ModuleType:
+    """A script as a module (registered, as its dataclasses need)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_script"] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
-    return sys.modules["bench_script"]
+    return sys.modules[name]
+
+
+def _bench_module() -> ModuleType:
+    return _script_module("bench_script", BENCH)
 
 
 def _evals(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -102,8 +107,12 @@ def test_sb3_evaluates_on_the_eval_seeds_of_rl_repara(tmp_path, monkeypatch):
         return original(policy, env, seed, *args, **kwargs)
 
     monkeypatch.setattr(evaluation, "run_episode", recording)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3's default logger writes
     bench = _bench_module()
     bench.sb3_run(bench.Sb3Job("Pendulum-v1", 3, 60, 30, 2, 1, 20, str(tmp_path / "sb3")))
+    assert not list(scratch.glob("SB3-*"))  # no SB3-<time> dir left behind
     sb3_seeds, seeds[:] = list(seeds), []
     train(
         TrainConfig(
@@ -119,6 +128,38 @@ def test_sb3_evaluates_on_the_eval_seeds_of_rl_repara(tmp_path, monkeypatch):
     first = evaluation.eval_seed(3)
     assert sb3_seeds == seeds == [first, first + 1] * 2
     assert _evals(tmp_path / "sb3")[0] == _evals(tmp_path / "ours")[0] == [30, 60]
+
+
+def test_a_second_grid_into_the_same_dir_keeps_the_first_ones_provenance(tmp_path):
+    """Two commands into one dir (HalfCheetah and Hopper, then Walker2d): meta.json keeps the
+    first command with its grid and SB3 settings, and the report names both commands."""
+    bench = _bench_module()
+    path = tmp_path / "meta.json"
+    zoo = {"kwargs": {"learning_starts": 10000}, "source": "zoo"}
+    first = {
+        "command": "bench.py --envs halfcheetah hopper", "started": "t0", "finished": "t1",
+        "grid": {"envs": {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5"}},
+        "versions": {"rl_repara_commit": "aaa"}, "sb3_settings": {"HalfCheetah-v5": zoo, "Hopper-v5": zoo},
+    }  # fmt: skip
+    second = {
+        "command": "bench.py --envs walker2d", "started": "t2", "finished": "t3",
+        "grid": {"envs": {"walker2d": "Walker2d-v5"}}, "versions": {"rl_repara_commit": "bbb"},
+        "sb3_settings": {"Walker2d-v5": zoo},
+    }  # fmt: skip
+    bench.write_meta(path, first)
+    bench.write_meta(path, second)
+    meta = json.loads(path.read_text())
+    assert meta["command"] == second["command"]
+    assert [h["command"] for h in meta["history"]] == [first["command"]]
+    assert meta["history"][0]["grid"] == first["grid"]
+    assert sorted(meta["sb3_settings"]) == ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"]
+
+    plot = _script_module("plot_script", PLOT)
+    lines = "\n".join(plot.provenance(meta))
+    assert "bench command: `bench.py --envs walker2d`" in lines
+    earlier = "(HalfCheetah-v5, Hopper-v5; t0 to t1; rl_repara commit aaa): `bench.py --envs halfcheetah"
+    assert earlier in lines
+    assert lines.count("- SB3 SAC on ") == 3
 
 
 def test_multirun_commands_split_presets_from_raw_ids_and_respect_a_launcher(tmp_path):
