@@ -101,7 +101,7 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
         warnings.warn(
             f"{env_id} has a {type(obs_space).__name__} observation space; flattening it to a "
             f"vector of {spaces.flatdim(obs_space)} floats.",
-            stacklevel=2,
+            stacklevel=1,  # one place: the train and eval envs of a run warn once
         )
     if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)  # Dict, Tuple, Discrete (one-hot), rank 2

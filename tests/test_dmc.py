@@ -112,6 +112,7 @@ def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=_env())
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("flattening it to a vector of 17 floats") == 1  # train and eval env: once
     acc = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
     tags = {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
