@@ -6,7 +6,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO
 
 import torch
 
@@ -133,6 +133,24 @@ def load_latest(path: str | Path, mmap: bool = False) -> tuple[Path, dict[str, A
         state = load_checkpoint(prev, mmap=mmap)
         warnings.warn(f"{exc}; using the previous checkpoint {prev} instead.", RuntimeWarning, stacklevel=2)
         return prev, state
+
+
+def set_aside_unreadable_last(resumed_from: str | Path) -> Optional[Path]:
+    """After a resume from ``last.prev.pt`` (``last.pt`` was unreadable), rename ``last.pt`` to
+    ``last.unreadable.pt``; the new name, or None when there was nothing to set aside.
+
+    Without this the next ``save_atomic`` would hard-link the unreadable file over the good
+    ``last.prev.pt`` before writing the new one: a crash in between would leave no readable
+    checkpoint. Call while holding the run dir's lock."""
+    prev = Path(resumed_from)
+    if prev.suffixes[-2:] != [".prev", ".pt"]:
+        return None
+    last = prev.with_suffix("").with_suffix(".pt")
+    if not last.exists():
+        return None
+    aside = last.with_suffix(".unreadable.pt")
+    os.replace(last, aside)
+    return aside
 
 
 def remove_stale_temp_files(ckpt_dir: str | Path) -> None:

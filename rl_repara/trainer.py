@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .buffer import ReplayBuffer
-from .checkpoint import RunDirLock, check_fresh_run_dir, remove_stale_temp_files
+from .checkpoint import RunDirLock, check_fresh_run_dir, remove_stale_temp_files, set_aside_unreadable_last
 from .checkpoint_writer import CheckpointWriter
 from .collector import Collector
 from .config import TrainConfig
@@ -317,6 +317,8 @@ def train(config: TrainConfig) -> TrainResult:
         remove_stale_temp_files(run_dir / "checkpoints")
         if state is None:
             check_fresh_run_dir(run_dir)
+        else:
+            set_aside_unreadable_last(config.resume)  # keep the good last.prev.pt it came from
         seed_everything(config.seed)  # before any network is built
         trainer = Trainer(config, run_dir, device)
         try:

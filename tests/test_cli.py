@@ -241,10 +241,14 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(strai
     last = run_dir / "checkpoints" / "last.pt"
     assert saved(run_dir, "last.prev.pt")["counters"]["global_step"] == 200
     last.write_bytes(last.read_bytes()[:1000])  # torn
-    proc = ok([TRAIN, f"resume={run_dir}", "total_steps=500"], tmp_path)
+    torn = last.read_bytes()
+    proc = ok([TRAIN, f"resume={run_dir}", "total_steps=300"], tmp_path)
     assert "using the previous checkpoint" in proc.stderr and "last.prev.pt" in proc.stderr
-    assert "at step 200, training to step 500" in proc.stdout
-    assert saved(run_dir)["counters"]["global_step"] == 500
+    assert "at step 200, training to step 300" in proc.stdout
+    assert saved(run_dir)["counters"]["global_step"] == 300
+    # the torn file is set aside, not linked over the good previous checkpoint by the save
+    assert saved(run_dir, "last.prev.pt")["counters"]["global_step"] == 200
+    assert (run_dir / "checkpoints" / "last.unreadable.pt").read_bytes() == torn
 
 
 def test_resume_of_a_finished_run_does_nothing(straight, tmp_path):
