@@ -104,7 +104,16 @@ _MAIN_PID = "_RL_REPARA_MAIN_PID"  # the process that parsed the command line
 
 
 class JobFailed(Exception):
-    """One job of a sweep failed; its message was printed. Hydra collects it like any error."""
+    """One job of a sweep failed; its message was printed. Hydra collects it like any error.
+    ``exit_code`` is the failed job's (2 for a user mistake); it survives pickling, so a job
+    in a joblib or SLURM worker reports it too."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message, exit_code)
+        self.message, self.exit_code = message, exit_code
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
@@ -128,7 +137,7 @@ def run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
         if full:
             raise
         print_error(prog, f"a sweep job failed: {exc}")
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except Exception as exc:
         described = describe(exc, schema)
         if full or described is None:
@@ -147,7 +156,7 @@ def job_error(prog: str, exc: RLReparaError, hc: Any) -> NoReturn:
     if hc.mode == RunMode.MULTIRUN:
         message = f"job {hc.job.num} ({hc.runtime.output_dir}): {exc}"
         print_error(prog, message)
-        raise JobFailed(message) from None
+        raise JobFailed(message, exc.exit_code) from None
     print_error(prog, str(exc))
     raise SystemExit(exc.exit_code)
 

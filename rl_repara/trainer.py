@@ -301,10 +301,10 @@ def train(config: TrainConfig) -> TrainResult:
     handler requeues the job and exits. Raises ``ConfigError`` for user mistakes, ``EnvError``
     for broken envs and ``TrainingDiverged`` for NaN losses (all ``RLReparaError``).
     """
-    state = None
+    state, resumed_from = None, None
     if config.resume:
         point = resume_point(config.resume, {k: get_key(config, k) for k in RESUMABLE_KEYS})
-        config, state = point.config, point.state
+        config, state, resumed_from = point.config, point.state, point.file
         del point
     config.validate()
     device = resolve_device(config.device)
@@ -315,10 +315,10 @@ def train(config: TrainConfig) -> TrainResult:
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)
     with StopSignals() as stop, RunDirLock(run_dir):  # the lock makes the dir
         remove_stale_temp_files(run_dir / "checkpoints")
-        if state is None:
+        if resumed_from is None:
             check_fresh_run_dir(run_dir)
         else:
-            set_aside_unreadable_last(config.resume)  # keep the good last.prev.pt it came from
+            set_aside_unreadable_last(resumed_from)  # keep the good last.prev.pt it came from
         seed_everything(config.seed)  # before any network is built
         trainer = Trainer(config, run_dir, device)
         try:

@@ -114,7 +114,7 @@ def test_an_optuna_search_without_evaluation_is_refused(tmp_path):
     train = str(Path(sys.executable).parent / "rl-repara-train")
     cmd = [train, "-m", "search=sac", "hydra.sweeper.n_trials=1", "eval.every_steps=0", "total_steps=100"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env())
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # a user mistake, in a job as on its own
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rl-repara-train: error: a sweep job failed: job 0")
     assert last.endswith("turns evaluation off: set eval.every_steps to a positive number of steps.")
