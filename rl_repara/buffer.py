@@ -177,6 +177,18 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    def end_streams(self) -> None:
+        """The episodes of the newest rows will not go on (a resume that had to start new
+        episodes): those rows are marked truncated, so no n-step window runs from them into the
+        next ``add``'s rows (another episode); a window stops there and bootstraps from their
+        own ``next_obs``. The mark is stored, so it survives ``state_dict``."""
+        if self.size == 0:
+            return
+        trunc, valid, go_on = self._newest
+        newest = ((self.pos - self.num_envs + torch.arange(self.num_envs)) % self.capacity).to(self.device)
+        self._truncated[newest] = torch.as_tensor(trunc | go_on, device=self.device)
+        self._newest = (trunc | go_on, valid, np.zeros(self.num_envs, dtype=bool))
+
     def sample(self, batch_size: int, n_step: int = 1, gamma: float = 0.99) -> Batch:
         """``batch_size`` start transitions drawn uniformly among the valid ones, with
         replacement, each with its ``n_step`` return.

@@ -227,6 +227,11 @@ class Trainer:
         if self.noise is not None:
             self.noise.load_state_dict(state["noise"])
         if not self.collector.load_state_dict(state["collector"], self.cfg.seed):
+            # new episodes: no n-step window may run from the stored ones into them, and
+            # colored noise starts new sequences as at any episode start
+            self.buffer.end_streams()
+            if self.noise is not None:
+                self.noise.reset(np.ones(self.cfg.num_envs, dtype=bool))
             warnings.warn(
                 f"{self.cfg.env.id} cannot be snapshotted mid-episode; the resumed run starts "
                 "new episodes (the learner, buffer and RNGs are restored exactly).",

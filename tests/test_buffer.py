@@ -391,6 +391,28 @@ def test_n_step_state_dict_round_trip_is_bit_exact():
         ReplayBuffer(16, OBS_DIM, ACT_DIM).load_state_dict(original.state_dict())
 
 
+def test_ended_streams_do_not_link_into_the_next_add():
+    """A resume that starts new episodes: the stored rows (mid-episode) must not join the
+    new episode's rows in an n-step window (rewards and next_obs of two episodes)."""
+    first, later = steps(range(3)), steps(range(100, 103))
+    buffer = ReplayBuffer(16, OBS_DIM, ACT_DIM)
+    add_steps(buffer, first)
+    restored = ReplayBuffer(16, OBS_DIM, ACT_DIM)
+    restored.load_state_dict(buffer.state_dict())
+    restored.end_streams()
+    again = ReplayBuffer(16, OBS_DIM, ACT_DIM)  # the mark survives the next checkpoint
+    again.load_state_dict(restored.state_dict())
+    for b in (restored, again):
+        add_steps(b, later)
+    assert by_start(again, 3, gamma=0.5) == by_start(restored, 3, gamma=0.5)
+    window = by_start(restored, 3, gamma=0.5)
+    assert window[2.0] == (3.0, 2.0, 0.0, 0.5)  # one step: its own reward, bootstraps as a truncation
+    assert window[1.0] == (2 + 1.5, 2.0, 0.0, 0.25)  # the old episode's own steps still link
+    assert window[100.0] == (101 + 51 + 25.75, 102.0, 0.0, 0.125)
+    add_steps(buffer, later)  # without end_streams the window runs on into the new episode
+    assert by_start(buffer, 3, gamma=0.5)[2.0] == (3 + 50.5 + 25.5, 101.0, 0.0, 0.125)
+
+
 def test_a_state_without_flags_loads_as_all_valid_and_untruncated():
     """A checkpoint written before the flags existed."""
     original = filled(8, 6, seed=5)

@@ -188,10 +188,13 @@ def test_dm_control_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_pa
 
 def test_env_without_snapshot_resumes_with_a_warning_and_keeps_learning(tmp_path):
     """LunarLanderContinuous (Box2D) cannot be snapshotted: resume warns, starts new episodes
-    and trains on to the new total, logging losses past the stop step."""
+    and trains on to the new total, logging losses past the stop step. With 3-step returns the
+    last stored row is marked truncated, so no window runs from it into the new episode."""
     pytest.importorskip("Box2D")
     env_id = "LunarLanderContinuous-v3"
-    train(_config(tmp_path, env_id, total=200, eval_every=0))
+    config = _config(tmp_path, env_id, total=200, eval_every=0)
+    config.agent.n_step, config.agent.noise_beta = 3, 1.0
+    train(config)
     before = load_checkpoint(find_checkpoint(tmp_path))
     with pytest.warns(UserWarning, match=r"LunarLanderContinuous-v3 cannot be snapshotted"):
         result = train(TrainConfig(resume=str(tmp_path), total_steps=TOTAL, log=LogConfig(progress="none")))
@@ -203,7 +206,16 @@ def test_env_without_snapshot_resumes_with_a_warning_and_keeps_learning(tmp_path
     n = before["buffer"]["size"]
     assert after["buffer"]["size"] > n + (TOTAL - 200) * 3 // 4  # new transitions stored ...
     for key, old in before["buffer"]["data"].items():  # ... after the restored ones
-        assert torch.equal(after["buffer"]["data"][key][:n], old), key
+        if key == "truncated":  # the last row before the resume: its episode ends there
+            assert bool(after["buffer"]["data"]["truncated"][n - 1] or old_ended(before, n - 1))
+            old = old[: n - 1]
+        assert torch.equal(after["buffer"]["data"][key][: len(old)], old), key
+
+
+def old_ended(state: dict, row: int) -> bool:
+    """Whether ``row`` of a checkpoint's buffer ended its episode already (no link to mark)."""
+    data = state["buffer"]["data"]
+    return bool(data["terminated"][row] or data["truncated"][row] or not data["valid"][row])
 
 
 FAMILY = {
