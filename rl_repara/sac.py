@@ -18,6 +18,7 @@ from .critics import QEnsemble
 from .device import bf16_supported, cpu_name
 from .errors import ConfigError
 from .losses import Info, actor_loss, alpha_loss, critic_loss, default_target_entropy, polyak_update
+from .norm_layers import BatchRenorm
 from .policies import TanhGaussianPolicy
 from .rng import restore_generator
 
@@ -77,7 +78,7 @@ class SAC:
     Hydra or logging. Layers whose behaviour depends on the mode: Batch Renorm runs on batch
     statistics where the CrossQ authors' code does (the critics in the critic step, the actor
     in the actor step) and on running statistics elsewhere (next actions, the critics in the
-    actor step, acting); dropout is on in every critic pass, as in DroQ. The policy rests in
+    actor step, a target network's critics, acting); dropout is on in every critic pass, as in DroQ. The policy rests in
     eval mode, so acting and evaluation never touch its statistics.
     """
 
@@ -104,6 +105,12 @@ class SAC:
         self.target_critics: Optional[QEnsemble] = (
             copy.deepcopy(self.critics).requires_grad_(False) if cfg.target_network else None
         )
+        if self.target_critics is not None and self._brn_critics:
+            # a Batch Renorm target normalizes with the running statistics it copies from the
+            # critics, not with the statistics of the (s', a') batch alone (dropout stays on)
+            for module in self.target_critics.modules():
+                if isinstance(module, BatchRenorm):
+                    module.eval()
         self.generator = torch.Generator(device=self.device)  # REDQ's subsets
         self.generator.manual_seed(seed)
         self.log_alpha = torch.tensor(

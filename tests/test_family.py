@@ -114,6 +114,25 @@ def test_crossq_batch_statistics_cover_both_halves_of_the_joint_pass():
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_batch_renorm_target_network_normalizes_with_the_running_statistics_it_copies():
+    """Batch Renorm critics with a target network: the target's (s', a') pass uses the running
+    statistics Polyak copies from the critics, and leaves them as they are; so the target equals
+    the critics' own eval-mode pass right after a copy."""
+    cfg = SACConfig(critic_norm="batchrenorm", hidden_sizes=[16], tau=1.0)
+    sac = SAC(_policy(), cfg)
+    assert sac.target_critics is not None
+    for _ in range(3):
+        sac.update(_batch(32))
+    stats = {k: v.clone() for k, v in sac.target_critics.state_dict().items() if "running" in k}
+    assert stats and all(torch.equal(v, sac.critics.state_dict()[k]) for k, v in stats.items())
+    batch = _batch(32)
+    with torch.no_grad():
+        target = sac.target_critics(batch.next_obs, batch.action)
+        own = sac.critics.eval()(batch.next_obs, batch.action)
+    torch.testing.assert_close(target, own)  # tau=1: the same weights and statistics
+    assert all(torch.equal(v, sac.target_critics.state_dict()[k]) for k, v in stats.items())
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
