@@ -28,7 +28,7 @@ class SACConfig:
     buffer_size: int = 1_000_000
     learning_starts: int = 5_000  # env steps of uniform random actions before learning
     utd: int = 1  # gradient updates per env step (update-to-data ratio)
-    n_step: int = 1  # n-step returns, computed when a batch is sampled
+    n_step: int = 1  # n-step returns, computed when sampled; entropy bonus at the bootstrap step only
     num_critics: int = 2
     hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # actor (and critics)
     critic_hidden_sizes: Optional[List[int]] = None  # None: hidden_sizes

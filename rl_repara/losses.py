@@ -48,6 +48,10 @@ def critic_loss(
     * with a quantile head (TQC), the pooled quantiles of all target critics, sorted, without
       the top ``drop_quantiles · N``; then the loss is ``quantile_huber_loss``.
 
+    With n-step returns (k > 1) ``r`` is the discounted reward sum of the k steps and the
+    entropy bonus enters at the bootstrap step only: the ``−α·log π`` of the k − 1 actions in
+    between (taken by older policies) is left out, so ``y`` is not the exact soft k-step return.
+
     Scalar heads: ``loss = Σ_k mean_B (Q_k(s, a) − y)²``. Only the critics get gradients.
     Truncated (time-limit) transitions bootstrap. The critics see the observations as the
     policy does (``policy.normalize``).

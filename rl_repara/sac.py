@@ -78,8 +78,8 @@ class SAC:
     Hydra or logging. Layers whose behaviour depends on the mode: Batch Renorm runs on batch
     statistics where the CrossQ authors' code does (the critics in the critic step, the actor
     in the actor step) and on running statistics elsewhere (next actions, the critics in the
-    actor step, a target network's critics, acting); dropout is on in every critic pass, as in DroQ. The policy rests in
-    eval mode, so acting and evaluation never touch its statistics.
+    actor step, a target network's critics, acting); dropout is on in every critic pass, as in
+    DroQ. The policy rests in eval mode, so acting and evaluation never touch its statistics.
     """
 
     def __init__(
