@@ -489,6 +489,15 @@ def write_meta(path: Path, meta: dict[str, Any]) -> None:
     path.write_text(json.dumps(merged, indent=1) + "\n")
 
 
+def load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none): more than ``--jobs``
+    runnable processes over a phase mean its wall clocks include waiting for a core."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def now() -> str:
     """The time in ISO 8601, UTC."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -587,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu_facts(),
         "versions": versions(),
         "started": now(),
+        "load_at_start": load(),
     }
     if args.sb3:
         settings = {e.env_id: zoo_settings(e.env_id, args.learning_starts) for e in envs}
@@ -594,10 +604,10 @@ def main(argv: list[str] | None = None) -> int:
             env_id: {"kwargs": kw, "source": src} for env_id, (kw, src) in settings.items()
         }
     rc, wall = run_rl_repara(rl_repara_commands(args, envs))
-    meta["phases"] = {"rl_repara": {"exit_code": rc, "wall_s": round(wall, 1)}}
+    meta["phases"] = {"rl_repara": {"exit_code": rc, "wall_s": round(wall, 1), "load_at_end": load()}}
     if rc != 2 and args.sb3:
         sb3_rc, sb3_wall = run_sb3(sb3_jobs(args, envs), args.jobs)
-        meta["phases"]["sb3"] = {"exit_code": sb3_rc, "wall_s": round(sb3_wall, 1)}
+        meta["phases"]["sb3"] = {"exit_code": sb3_rc, "wall_s": round(sb3_wall, 1), "load_at_end": load()}
         rc = max(rc, sb3_rc)
     meta["finished"] = now()
     meta["runs"] = run_records(args.out)

@@ -410,7 +410,11 @@ def provenance(meta: dict[str, Any]) -> list[str]:
         return ["- no meta.json: command, machine and versions unknown"]
     cpu, v = meta.get("cpu", {}), meta.get("versions", {})
     flags = ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in cpu.get("flags", {}).items())
-    phases = ", ".join(f"{k} {p['wall_s'] / 60:.1f} min" for k, p in meta.get("phases", {}).items())
+    phases = ", ".join(
+        f"{k} {p['wall_s'] / 60:.1f} min"
+        + (f", load average at its end {p['load_at_end']}" if p.get("load_at_end") else "")
+        for k, p in meta.get("phases", {}).items()
+    )
     libs = ", ".join(f"{k} {val}" for k, val in v.items() if k != "rl_repara_commit" and val)
     lines = [
         f"- bench command: `{meta.get('command')}`",

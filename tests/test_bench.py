@@ -70,6 +70,7 @@ def test_bench_runs_both_libraries_and_the_report_fills_every_cell(tmp_path):
     assert meta["sb3_settings"]["Pendulum-v1"]["kwargs"] == {"learning_rate": 1e-3, "learning_starts": 200}
     assert meta["grid"]["device"] == "cpu"
     assert meta["finished"] >= meta["started"]
+    assert len(meta["load_at_start"]) == len(meta["phases"]["sb3"]["load_at_end"]) == 3
 
     report = out / "report"
     proc = subprocess.run([sys.executable, str(PLOT), "--bench", str(out)], capture_output=True, text=True)
@@ -88,7 +89,7 @@ def test_bench_runs_both_libraries_and_the_report_fills_every_cell(tmp_path):
     line = next(x for x in table.splitlines() if x.startswith("| Pendulum-v1 |"))
     cells = [c.strip() for c in line.strip("|").split("|")][1:]
     assert len(cells) == 2 and all("seeds" in c and "n/a" not in c for c in cells), line
-    assert "min-max" in table and "bench command: `python" in table
+    assert "min-max" in table and "bench command: `python" in table and "load average at its end [" in table
     for png in ("curves.png", "aggregate.png", "profiles.png"):
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
 
