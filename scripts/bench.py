@@ -418,21 +418,13 @@ def run_records(out: Path) -> dict[str, dict[str, Any]]:
 
 def cpu_facts() -> dict[str, Any]:
     """CPU model, logical cores and the instruction-set flags that matter for fp32/bf16 speed."""
-    model, flags = platform.processor() or platform.machine(), None
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            model = value.strip()
-        elif key.strip() == "flags" and flags is None:
-            flags = set(value.split())
     import torch
 
+    from rl_repara.device import cpu_flags, cpu_name
+
+    flags = cpu_flags()
     return {
-        "model": model,
+        "model": cpu_name(),
         "logical_cores": os.cpu_count(),
         "flags": {f: (f in flags) if flags is not None else None for f in CPU_FLAGS},
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from rl_repara.device import cpu_name
+
 
 def _run(
     env_id: str, seed: int, steps: int, run_dir: str, agent: dict, eval_every: int, episodes: int = 10
@@ -87,7 +89,7 @@ def main() -> None:
         "steps": args.steps,
         "agent": agent,
         "machine": platform.processor() or platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "gpu": _gpu(),
         "runs": runs,
     }
@@ -100,16 +102,6 @@ def _gpu() -> str | None:
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
