@@ -185,8 +185,7 @@ class ReplayBuffer:
         if self.size == 0:
             return
         trunc, valid, go_on = self._newest
-        newest = ((self.pos - self.num_envs + torch.arange(self.num_envs)) % self.capacity).to(self.device)
-        self._truncated[newest] = torch.as_tensor(trunc | go_on, device=self.device)
+        self._truncated[self._newest_rows()] = torch.as_tensor(trunc | go_on, device=self.device)
         self._newest = (trunc | go_on, valid, np.zeros(self.num_envs, dtype=bool))
 
     def sample(self, batch_size: int, n_step: int = 1, gamma: float = 0.99) -> Batch:
@@ -258,12 +257,16 @@ class ReplayBuffer:
             )
         return self._walk_cache[1], self._walk_cache[2]
 
+    def _newest_rows(self) -> torch.Tensor:
+        """The rows of the last vector step written (one per env, just behind the write head)."""
+        return ((self.pos - self.num_envs + torch.arange(self.num_envs)) % self.capacity).to(self.device)
+
     def _rebuild_links(self) -> None:
         """``_link`` and ``_newest`` from the stored data, flags and write position."""
         cont = (self._data["terminated"] == 0) & ~self._truncated & self._valid
         cont[self.size :] = False
         self._link.copy_(cont & self._valid.roll(-self.num_envs))
-        newest = ((self.pos - self.num_envs + torch.arange(self.num_envs)) % self.capacity).to(self.device)
+        newest = self._newest_rows()
         self._link[newest] = False
         trunc, valid, go_on = (x[newest].cpu().numpy() for x in (self._truncated, self._valid, cont))
         self._newest = (trunc, valid, go_on)

@@ -128,7 +128,7 @@ def load_latest(path: str | Path, mmap: bool = False) -> tuple[Path, dict[str, A
         return first, load_checkpoint(first, mmap=mmap)
     except CheckpointError as exc:
         prev = first.with_suffix(".prev.pt")
-        if first.suffixes[-2:] == [".prev", ".pt"] or not prev.is_file():
+        if _is_previous(first) or not prev.is_file():
             raise
         state = load_checkpoint(prev, mmap=mmap)
         warnings.warn(f"{exc}; using the previous checkpoint {prev} instead.", RuntimeWarning, stacklevel=2)
@@ -143,7 +143,7 @@ def set_aside_unreadable_last(resumed_from: str | Path) -> Optional[Path]:
     ``last.prev.pt`` before writing the new one: a crash in between would leave no readable
     checkpoint. Call while holding the run dir's lock."""
     prev = Path(resumed_from)
-    if prev.suffixes[-2:] != [".prev", ".pt"]:
+    if not _is_previous(prev):
         return None
     last = prev.with_suffix("").with_suffix(".pt")
     if not last.exists():
@@ -151,6 +151,11 @@ def set_aside_unreadable_last(resumed_from: str | Path) -> Optional[Path]:
     aside = last.with_suffix(".unreadable.pt")
     os.replace(last, aside)
     return aside
+
+
+def _is_previous(path: Path) -> bool:
+    """Whether ``path`` is a ``<stem>.prev.pt`` that ``save_atomic`` keeps."""
+    return path.suffixes[-2:] == [".prev", ".pt"]
 
 
 def remove_stale_temp_files(ckpt_dir: str | Path) -> None:
