@@ -145,7 +145,7 @@ class QEnsemble(nn.Module):
         obs, action, batch = self._flatten(obs, action)
         layers = [cast(EnsembleLinear, layer) for layer in self.layers]
         weights = [t for layer in layers for t in (layer.weight.detach(), layer.bias.detach())]
-        q = _MinQ.apply(self.obs_dim, obs, action, *weights)
+        q = _MinQ.apply(self.obs_dim, obs, action, *weights)[0]
         return q if len(batch) == 1 else q.reshape(batch)
 
 
@@ -160,7 +160,9 @@ class _MinQ(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, obs_dim: int, obs: torch.Tensor, action: torch.Tensor, *params: torch.Tensor):
+    def forward(obs_dim: int, obs: torch.Tensor, action: torch.Tensor, *params: torch.Tensor):
+        """``(q_min, winner, *hidden)``: the hidden activations are returned (not differentiable)
+        so that ``setup_context`` can save them; the form ``torch.func`` transforms need."""
         weights, biases = params[0::2], params[1::2]
         h = torch.cat([obs, action], dim=-1)
         hidden = []
@@ -170,12 +172,19 @@ class _MinQ(torch.autograd.Function):
                 h = h.relu_()
                 hidden.append(h)
         q_min, winner = h.squeeze(-1).min(dim=0)
-        ctx.obs_dim, ctx.num_layers = obs_dim, len(weights)
-        ctx.save_for_backward(winner, *weights, *hidden)
-        return q_min
+        return (q_min, winner, *hidden)
 
     @staticmethod
-    def backward(ctx, grad_q: torch.Tensor):
+    def setup_context(ctx, inputs, output) -> None:
+        obs_dim, _, _, *params = inputs
+        _, winner, *hidden = output
+        weights = params[0::2]
+        ctx.obs_dim, ctx.num_layers = obs_dim, len(weights)
+        ctx.mark_non_differentiable(winner, *hidden)
+        ctx.save_for_backward(winner, *weights, *hidden)
+
+    @staticmethod
+    def backward(ctx, grad_q: torch.Tensor, *_):
         winner, *rest = ctx.saved_tensors
         weights, hidden = rest[: ctx.num_layers], rest[ctx.num_layers :]
         grad_action = grad_q.new_zeros(grad_q.shape[0], weights[0].shape[1] - ctx.obs_dim)

@@ -21,6 +21,7 @@ from .losses import Info, actor_loss, alpha_loss, critic_loss, default_target_en
 from .norm_layers import BatchRenorm
 from .policies import TanhGaussianPolicy
 from .rng import restore_generator
+from .whole_update import ensure_adam_state, make_update
 
 __all__ = ["SACConfig", "SAC", "check_cudagraphs", "check_precision"]
 
@@ -139,8 +140,18 @@ class SAC:
         self.num_updates = 0
         self._last_actor_info: Info = {}
         self._critic_loss, self._actor_loss = critic_loss, actor_loss
-        if cfg.compile or cfg.cudagraphs:
+        self._whole_update = None
+        if cfg.compile and not cfg.cudagraphs and self.device.type == "cpu" and not self._modal:
+            self._whole_update = torch.compile(make_update(self))
+        elif cfg.compile or cfg.cudagraphs:
             self._compile_losses()
+
+    @property
+    def compiled_whole_update(self) -> bool:
+        """True when ``agent.compile`` runs the whole update as one compiled graph
+        (``whole_update.py``: a CPU learner without Batch Renorm layers); elsewhere it
+        compiles the losses (``_compile_losses``)."""
+        return self._whole_update is not None
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -206,8 +217,9 @@ class SAC:
 
     def _compile_losses(self) -> None:
         """``torch.compile`` the network losses (forward and, through AOTAutograd, their
-        backward): the critic loss, and on CUDA also the actor loss. The optimizer steps and
-        the Polyak update stay eager (fused kernels already).
+        backward) where the whole update is not compiled (a CUDA learner, Batch Renorm layers):
+        the critic loss, and on CUDA also the actor loss. The optimizer steps and the Polyak
+        update stay eager (fused kernels already).
 
         ``cudagraphs`` adds ``mode="reduce-overhead"`` (CUDA graphs). CUDA graphs reuse their
         output memory, so ``update_tensors`` marks each step and clones the metrics it keeps.
@@ -229,7 +241,10 @@ class SAC:
         target_step = self.num_updates % cfg.target_update_every == 0
         if self.config.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
-        info = self._update_step(batch, actor_step, target_step)
+        if self._whole_update is not None:
+            info = self._whole_update(batch, self.draw_subset(), actor_step, target_step)
+        else:
+            info = self._update_step(batch, actor_step, target_step)
         if self.config.cudagraphs:
             info = {k: v.clone() for k, v in info.items()}
         if actor_step:
@@ -272,6 +287,9 @@ class SAC:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        if self._whole_update is not None:  # a checkpoint saved before the first update
+            for optimizer in (self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer):
+                ensure_adam_state(optimizer)
         self.num_updates = state["num_updates"]
         self._last_actor_info = {k: v.to(self.device) for k, v in state["last_actor_info"].items()}
 

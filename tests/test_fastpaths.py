@@ -229,17 +229,6 @@ def test_critic_loss_gives_no_gradient_to_policy_or_targets():
 
 
 # ------------------------------------------------------------------------------- compile
-@pytest.fixture
-def inductor_uses_torch_rng():
-    """Compiled code draws its random numbers with torch's RNG, as eager code does."""
-    import torch._inductor.config as inductor_config
-
-    torch._dynamo.reset()
-    with inductor_config.patch(fallback_random=True):
-        yield
-    torch._dynamo.reset()
-
-
 def test_compile_gives_the_same_losses_and_weights_as_eager(inductor_uses_torch_rng):
     """Tiny nets (compile time). Inductor's own RNG is switched to torch's, so both draw the
     same ε; the remaining difference is fp reassociation in fused kernels."""

@@ -1,0 +1,160 @@
+"""One SAC update (critic, actor, α, their Adam steps, Polyak) as one function that
+``torch.compile`` turns into one graph.
+
+The eager update runs two ``backward()`` passes and three ``optimizer.step()`` calls, and Dynamo
+breaks its graph at each of them: the loss-only compile gains nothing on CPU
+(docs/performance.md). Here the gradients come from ``torch.func.grad`` of the same loss
+functions (``losses.py``) with the weights swapped in by ``torch.func.functional_call``, and the
+Adam steps from ``torch.optim.adam.adam`` on each optimizer's own state. Nothing breaks the
+graph, so Inductor fuses the elementwise work of the whole update (activations, their
+backward, the losses, Adam, Polyak) into a few loops around the matmuls.
+
+The optimizers' state keeps the format of ``torch.optim.Adam``: a checkpoint written by one
+path loads into the other. Gradients are never stored in ``.grad``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from typing import TYPE_CHECKING, Callable, Optional
+
+import torch
+from torch.func import functional_call, grad
+from torch.optim.adam import adam
+
+from .buffer import Batch
+from .critics import QEnsemble
+from .losses import Info, actor_loss, alpha_loss, critic_loss, polyak_update
+from .policies import TanhGaussianPolicy
+
+if TYPE_CHECKING:
+    from .sac import SAC
+
+__all__ = ["Networks", "adam_step", "ensure_adam_state", "make_update"]
+
+Update = Callable[[Batch, Optional[torch.Tensor], bool, bool], Info]
+
+
+class Networks(torch.nn.Module):
+    """The learner's networks under one module, so that ``functional_call`` can swap in the
+    weights one loss is differentiated by (``critics.*`` or ``policy.*``)."""
+
+    def __init__(
+        self, policy: TanhGaussianPolicy, critics: QEnsemble, target_critics: Optional[QEnsemble]
+    ) -> None:
+        super().__init__()
+        self.policy, self.critics, self.target_critics = policy, critics, target_critics
+
+    def forward(self, loss: str, *args, **kwargs) -> tuple[torch.Tensor, Info]:
+        """``critic_loss`` or ``actor_loss`` of these networks."""
+        if loss == "critic":
+            return critic_loss(self.policy, self.critics, self.target_critics, *args, **kwargs)
+        return actor_loss(self.policy, self.critics, *args, **kwargs)
+
+
+def ensure_adam_state(optimizer: torch.optim.Adam) -> None:
+    """Give every parameter the state ``torch.optim.Adam`` would create at its first step
+    (``step`` 0, zero moments), so the functional step can run on it."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if not optimizer.state[p]:
+                optimizer.state[p] = {
+                    "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+
+
+def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor]) -> None:
+    """``optimizer.step()`` with ``grads`` (in the order of its parameters) instead of
+    ``.grad``: ``m ← β₁m + (1−β₁)g``, ``v ← β₂v + (1−β₂)g²``, ``θ ← θ − lr·m̂/(√v̂ + ε)``,
+    by ``torch.optim.adam.adam`` on the optimizer's own state (one group, no weight decay).
+    Compiled, it runs ``capturable`` (the step count stays a tensor: the graph needs no host
+    value); eager, torch allows that on accelerators only, and the result is the same."""
+    (group,) = optimizer.param_groups
+    params = group["params"]
+    state = [optimizer.state[p] for p in params]
+    beta1, beta2 = group["betas"]
+    adam(
+        params,
+        grads,
+        [s["exp_avg"] for s in state],
+        [s["exp_avg_sq"] for s in state],
+        [],
+        [s["step"] for s in state],
+        foreach=True,
+        capturable=torch.compiler.is_compiling(),
+        amsgrad=False,
+        has_complex=False,
+        beta1=beta1,
+        beta2=beta2,
+        lr=group["lr"],
+        weight_decay=0.0,
+        eps=group["eps"],
+        maximize=False,
+    )
+
+
+def _grad_of(nets: Networks, prefix: str, loss: str, *args) -> tuple[list[torch.Tensor], Info]:
+    """Gradients of ``nets(loss, *args)`` with respect to the weights under ``prefix`` (in
+    parameter order), and the loss's info."""
+    module = getattr(nets, prefix)
+    weights = {f"{prefix}.{name}": p.detach() for name, p in module.named_parameters()}
+    grads, info = grad(lambda w: functional_call(nets, w, (loss, *args)), has_aux=True)(weights)
+    return list(grads.values()), info
+
+
+def make_update(sac: SAC) -> Update:
+    """The whole update of ``sac`` (a ``SAC`` without Batch Renorm layers), as
+    ``update(batch, subset, actor_step, target_step) -> info``, in ``torch.no_grad`` (the
+    gradients are ``torch.func``'s). Its arithmetic is ``SAC._update_step``'s; compile it
+    with ``torch.compile``."""
+    cfg = sac.config
+    nets = Networks(sac.policy, sac.critics, sac.target_critics)
+    critic_params: list[torch.Tensor] = list(sac.critics.parameters())
+    target_params: list[torch.Tensor] = (
+        [] if sac.target_critics is None else list(sac.target_critics.parameters())
+    )
+    for optimizer in (sac.critic_optimizer, sac.actor_optimizer, sac.alpha_optimizer):
+        ensure_adam_state(optimizer)
+    autocast = (
+        (lambda: torch.autocast(sac.device.type, dtype=torch.bfloat16))
+        if cfg.precision == "bf16"
+        else contextlib.nullcontext
+    )
+
+    def update(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
+        with torch.no_grad():
+            return steps(batch, subset, actor_step, target_step)
+
+    def steps(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
+        alpha = sac.log_alpha.detach().exp()
+        with autocast():
+            grads, info = _grad_of(
+                nets, "critics", "critic", alpha, batch, cfg.gamma, subset, cfg.drop_quantiles
+            )
+        adam_step(sac.critic_optimizer, grads)
+        if actor_step:
+            with autocast():
+                grads, pi_info = _grad_of(nets, "policy", "actor", alpha, batch.obs, cfg.actor_q)
+            adam_step(sac.actor_optimizer, grads)
+            info.update(pi_info)
+            if cfg.autotune_alpha:
+                log_prob = pi_info["log_prob"]
+                g, a_info = grad(alpha_loss, has_aux=True)(
+                    sac.log_alpha.detach(), log_prob, sac.target_entropy
+                )
+                adam_step(sac.alpha_optimizer, [g])
+                info.update(a_info)
+        if target_step and target_params:
+            polyak_update(target_params, critic_params, cfg.tau)
+        info.pop("log_prob", None)
+        return info
+
+    # a code object of its own: torch.compile keeps its graphs (and its limit of 8
+    # recompilations) per code object, so each learner gets its own graph, however many
+    # learners a process makes
+    return types.FunctionType(
+        update.__code__.replace(), update.__globals__, update.__name__, None, update.__closure__
+    )
