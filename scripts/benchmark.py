@@ -378,17 +378,26 @@ def env_dims(env_id: str) -> tuple[int, int]:
     return dims
 
 
+def our_variants(args, base: Setting) -> list[tuple[str, Setting]]:
+    """rl_repara's rows: fp32, then ``--compile`` and ``--bf16`` each, and both together."""
+    rows = [("rl_repara", base)]
+    if args.compile:
+        rows.append(("rl_repara compile", Setting(**{**base.__dict__, "compile": True})))
+    if args.bf16:
+        rows.append(("rl_repara bf16", Setting(**{**base.__dict__, "precision": "bf16"})))
+    if args.compile and args.bf16:
+        both = Setting(**{**base.__dict__, "compile": True, "precision": "bf16"})
+        rows.append(("rl_repara compile+bf16", both))
+    return rows
+
+
 def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
     obs_dim, act_dim = env_dims(env_id)
     base = _setting(args, env_id, num_envs)
     ours = update_flops(obs_dim, act_dim, args.width, args.batch_size)
-    variants = [("rl_repara", lambda: rl_repara_sps(base), ours)]
-    if args.compile:
-        compiled = Setting(**{**base.__dict__, "compile": True})
-        variants.append(("rl_repara compile", lambda: rl_repara_sps(compiled), ours))
-    if args.bf16:
-        bf16 = Setting(**{**base.__dict__, "precision": "bf16"})
-        variants.append(("rl_repara bf16", lambda: rl_repara_sps(bf16), ours))
+    variants = [
+        (name, (lambda s=setting: rl_repara_sps(s)), ours) for name, setting in our_variants(args, base)
+    ]
     if sb3:
         theirs = update_flops(obs_dim, act_dim, args.width, args.batch_size, sb3=True)
         variants.append(("SB3", lambda: sb3_sps(base), theirs))
@@ -402,7 +411,7 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
         f"steps, each with one update; median of {args.repeats} alternating repeats"
     )
     print(
-        f"  {'library':18s} {'SPS':>7s} {'ms/step':>8s} {'CPU ms':>7s} {'GFLOP/upd':>9s} "
+        f"  {'library':22s} {'SPS':>7s} {'ms/step':>8s} {'CPU ms':>7s} {'GFLOP/upd':>9s} "
         f"{'GFLOP/s':>8s} {'of GEMM':>7s}  SPS per repeat"
     )
     for name, _, flops in variants:
@@ -410,7 +419,7 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
         rate = flops * sps[name] / 1e9
         reps = " ".join(f"{t.sps:.1f}" for t in runs[name])
         print(
-            f"  {name:18s} {sps[name]:7.1f} {1e3 / sps[name]:8.2f} {cpu:7.2f} {flops / 1e9:9.3f} "
+            f"  {name:22s} {sps[name]:7.1f} {1e3 / sps[name]:8.2f} {cpu:7.2f} {flops / 1e9:9.3f} "
             f"{rate:8.1f} {rate / roof:7.0%}  [{reps}]"
         )
     spread = max(max(t.sps for t in r) / min(t.sps for t in r) for r in runs.values())
@@ -451,10 +460,7 @@ def update_ratio(args, env_id: str, sb3: bool) -> None:
     process CPU time, the variants alternating in this process; the ratio to SB3 per repeat."""
     obs_dim, act_dim = env_dims(env_id)
     base = _setting(args, env_id, 1)
-    steps = {"rl_repara": rl_repara_steps(base, obs_dim, act_dim)}
-    if args.bf16:
-        bf16 = Setting(**{**base.__dict__, "precision": "bf16"})
-        steps["rl_repara bf16"] = rl_repara_steps(bf16, obs_dim, act_dim)
+    steps = {name: rl_repara_steps(setting, obs_dim, act_dim) for name, setting in our_variants(args, base)}
     if sb3:
         steps["SB3"] = sb3_steps(base, obs_dim, act_dim)
     times = interleaved_update_cpu_ms(steps, args.sweep_updates, args.repeats)
@@ -463,7 +469,7 @@ def update_ratio(args, env_id: str, sb3: bool) -> None:
         f"{args.sweep_updates} updates x {args.repeats} alternating repeats, process CPU ms per update"
     )
     for name, ms in times.items():
-        line = f"  {name:18s} {statistics.median(ms):7.2f} ms  [{' '.join(f'{t:.2f}' for t in ms)}]"
+        line = f"  {name:22s} {statistics.median(ms):7.2f} ms  [{' '.join(f'{t:.2f}' for t in ms)}]"
         if sb3 and name != "SB3":
             ratios = [b / a for a, b in zip(ms, times["SB3"])]
             per = " ".join(f"{r:.2f}" for r in ratios)
