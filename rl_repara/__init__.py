@@ -28,7 +28,8 @@ from .errors import (
 from .loading import load_policy
 from .policies import TanhGaussianPolicy
 from .sac import SAC, SACConfig
-from .trainer import TrainResult, train
+from .trainer import TrainResult
+from .training import train
 
 __version__ = "0.2.0"
 

@@ -40,7 +40,8 @@ from .evaluation import eval_seed, run_episode
 from .loading import load_policy
 from .resume import RESUMABLE_KEYS, ResumePoint, get_key, resume_point, run_dir_of
 from .sac import check_cudagraphs
-from .trainer import TrainResult, train
+from .trainer import TrainResult
+from .training import train
 
 __all__ = ["train_main", "eval_main"]
 

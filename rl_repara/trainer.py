@@ -1,16 +1,15 @@
-"""The training loop: collect, update, evaluate, log, checkpoint. A plain function of a config.
+"""The training loop, ``Trainer``: collect, update, evaluate, log, checkpoint, and its state.
 
-``train(TrainConfig(...))`` needs no Hydra. One loop iteration steps every vector env once
-(``num_envs`` env steps, each one stored transition) and runs ``utd · num_envs`` SAC updates
-once ``learning_starts`` env steps are collected. Collection lives in ``collector.py``,
-checkpoint writing in ``checkpoint_writer.py``, what a resume means in ``resume.py``.
+One loop iteration steps every vector env once (``num_envs`` env steps, each one stored
+transition) and runs ``utd · num_envs`` SAC updates once ``learning_starts`` env steps are
+collected. Collection lives in ``collector.py``, checkpoint writing in ``checkpoint_writer.py``;
+``training.train`` sets a run up (resume point, checks, run-dir lock) and runs a ``Trainer``.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,11 +17,9 @@ import numpy as np
 import torch
 
 from .buffer import ReplayBuffer
-from .checkpoint import RunDirLock, check_fresh_run_dir, remove_stale_temp_files, set_aside_unreadable_last
 from .checkpoint_writer import CheckpointWriter
 from .collector import Collector
 from .config import TrainConfig
-from .device import resolve_device
 from .envs import make_env
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
@@ -31,12 +28,12 @@ from .logger import LOSS_TAGS, Logger, Progress, StepRate
 from .memory import check_buffer_fits
 from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy
-from .resume import RESUMABLE_KEYS, STATE_VERSION, get_key, resume_point
-from .rng import global_rng_state, seed_everything, set_global_rng_state
-from .sac import SAC, check_cudagraphs, check_precision
+from .resume import STATE_VERSION
+from .rng import global_rng_state, set_global_rng_state
+from .sac import SAC
 from .signals import StopSignals
 
-__all__ = ["train", "TrainResult", "Trainer"]
+__all__ = ["TrainResult", "Trainer"]
 
 
 @dataclass
@@ -288,52 +285,3 @@ class Trainer:
         self.collector.close()
         if self.eval_env is not None:
             self.eval_env.close()
-
-
-def _default_run_dir(cfg: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / cfg.env.id / f"seed{cfg.seed}-{stamp}"
-
-
-def train(config: TrainConfig) -> TrainResult:
-    """Train SAC as ``config`` says; resume in place when ``config.resume`` names a run dir.
-
-    A resume continues the saved config, taking from ``config`` only the keys a resume may
-    change (``resume.RESUMABLE_KEYS``: total_steps, device, log.progress, video).
-    Checkpoints go to ``<run_dir>/checkpoints/last.pt`` every ``checkpoint.every_steps``, at
-    the end, and on SIGINT/SIGTERM (after which this returns with ``interrupted=True``). In a
-    submitit (SLURM) job the preemption signal also checkpoints first; then submitit's own
-    handler requeues the job and exits. Raises ``ConfigError`` for user mistakes, ``EnvError``
-    for broken envs and ``TrainingDiverged`` for NaN losses (all ``RLReparaError``).
-    """
-    state, resumed_from = None, None
-    if config.resume:
-        point = resume_point(config.resume, {k: get_key(config, k) for k in RESUMABLE_KEYS})
-        config, state, resumed_from = point.config, point.state, point.file
-        del point
-    config.validate()
-    device = resolve_device(config.device)
-    check_cudagraphs(config.agent, device)  # before anything is created
-    check_precision(config.agent, device)
-    if config.torch_threads > 0:
-        torch.set_num_threads(config.torch_threads)
-    run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)
-    with StopSignals() as stop, RunDirLock(run_dir):  # the lock makes the dir
-        remove_stale_temp_files(run_dir / "checkpoints")
-        if resumed_from is None:
-            check_fresh_run_dir(run_dir)
-        else:
-            set_aside_unreadable_last(resumed_from)  # keep the good last.prev.pt it came from
-        seed_everything(config.seed)  # before any network is built
-        trainer = Trainer(config, run_dir, device)
-        try:
-            if state is not None:
-                trainer.load_state_dict(state)
-                del state
-            else:
-                trainer.start()
-            result = trainer.run(stop)
-        finally:
-            trainer.close()
-    stop.pass_on()  # a scheduler's preemption signal: now submitit requeues the job and exits
-    return result
