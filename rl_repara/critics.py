@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence, cast
+from typing import Any, Optional, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -181,10 +181,13 @@ class _MinQ(torch.autograd.Function):
         weights = params[0::2]
         ctx.obs_dim, ctx.num_layers = obs_dim, len(weights)
         ctx.mark_non_differentiable(winner, *hidden)
+        ctx.set_materialize_grads(False)  # no zero-filled gradients for those outputs
         ctx.save_for_backward(winner, *weights, *hidden)
 
     @staticmethod
-    def backward(ctx, grad_q: torch.Tensor, *_):
+    def backward(ctx, grad_q: Optional[torch.Tensor], *_):
+        if grad_q is None:
+            return None, None, None, *([None] * (2 * ctx.num_layers))
         winner, *rest = ctx.saved_tensors
         weights, hidden = rest[: ctx.num_layers], rest[ctx.num_layers :]
         grad_action = grad_q.new_zeros(grad_q.shape[0], weights[0].shape[1] - ctx.obs_dim)

@@ -229,8 +229,9 @@ class SAC:
         mode = "reduce-overhead" if cfg.cudagraphs else None
         self._critic_loss = torch.compile(critic_loss, mode=mode)
         if self.device.type != "cpu":
-            # On CPU the actor loss stays eager: compiled, it loses ``min_q``'s cheaper
-            # backward (a custom autograd.Function) and the update got 15 % slower.
+            # On CPU (where only Batch Renorm learners come here) the actor loss stays eager:
+            # compiled alone it was slower than eager in every CPU measurement
+            # (docs/performance.md, "What was tried and dropped").
             self._actor_loss = torch.compile(actor_loss, mode=mode)
 
     def update_tensors(self, batch: Batch) -> Info:

@@ -10,7 +10,10 @@ graph, so Inductor fuses the elementwise work of the whole update (activations, 
 backward, the losses, Adam, Polyak) into a few loops around the matmuls.
 
 The optimizers' state keeps the format of ``torch.optim.Adam``: a checkpoint written by one
-path loads into the other. Gradients are never stored in ``.grad``.
+path loads into the other. Gradients are never stored in ``.grad``. Tracing marks the weights
+as static inputs of the graph (Dynamo guards on their addresses), harmless on CPU. Compiled
+random draws come from Inductor's generator, so a compiled run does not repeat the random
+stream of an eager run with the same seed (it is still reproducible run to run).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch.optim.adam import adam
 
 from .buffer import Batch
 from .critics import QEnsemble
+from .errors import ConfigError
 from .losses import Info, actor_loss, alpha_loss, critic_loss, polyak_update
 from .policies import TanhGaussianPolicy
 
@@ -55,15 +59,26 @@ class Networks(torch.nn.Module):
 
 def ensure_adam_state(optimizer: torch.optim.Adam) -> None:
     """Give every parameter the state ``torch.optim.Adam`` would create at its first step
-    (``step`` 0, zero moments), so the functional step can run on it."""
+    (``step`` 0, zero moments), and every step count the float32 tensor on the parameter's
+    device that the compiled step expects. Settings the step does not implement (weight
+    decay, AMSGrad, maximize) are refused with a ``ConfigError``."""
     for group in optimizer.param_groups:
+        unsupported = {k: group[k] for k in ("weight_decay", "amsgrad", "maximize") if group.get(k)}
+        if unsupported:
+            raise ConfigError(
+                f"agent.compile=true runs Adam without {', '.join(unsupported)}, but the optimizer "
+                f"has {unsupported}: reset them, or set agent.compile=false."
+            )
         for p in group["params"]:
-            if not optimizer.state[p]:
+            state = optimizer.state[p]
+            if not state:
                 optimizer.state[p] = {
                     "step": torch.zeros((), dtype=torch.float32, device=p.device),
                     "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                     "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
                 }
+            else:  # a step count loaded as another dtype or on another device
+                state["step"] = torch.as_tensor(state["step"], dtype=torch.float32, device=p.device)
 
 
 def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor]) -> None:
@@ -125,32 +140,28 @@ def make_update(sac: SAC) -> Update:
     )
 
     def update(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
-        with torch.no_grad():
-            return steps(batch, subset, actor_step, target_step)
-
-    def steps(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
-        alpha = sac.log_alpha.detach().exp()
-        with autocast():
-            grads, info = _grad_of(
-                nets, "critics", "critic", alpha, batch, cfg.gamma, subset, cfg.drop_quantiles
-            )
-        adam_step(sac.critic_optimizer, grads)
-        if actor_step:
+        with torch.no_grad():  # the gradients are torch.func's; the steps mutate in place
+            alpha = sac.log_alpha.detach().exp()
             with autocast():
-                grads, pi_info = _grad_of(nets, "policy", "actor", alpha, batch.obs, cfg.actor_q)
-            adam_step(sac.actor_optimizer, grads)
-            info.update(pi_info)
-            if cfg.autotune_alpha:
-                log_prob = pi_info["log_prob"]
-                g, a_info = grad(alpha_loss, has_aux=True)(
-                    sac.log_alpha.detach(), log_prob, sac.target_entropy
+                grads, info = _grad_of(
+                    nets, "critics", "critic", alpha, batch, cfg.gamma, subset, cfg.drop_quantiles
                 )
-                adam_step(sac.alpha_optimizer, [g])
-                info.update(a_info)
-        if target_step and target_params:
-            polyak_update(target_params, critic_params, cfg.tau)
-        info.pop("log_prob", None)
-        return info
+            adam_step(sac.critic_optimizer, grads)
+            if actor_step:
+                with autocast():
+                    grads, pi_info = _grad_of(nets, "policy", "actor", alpha, batch.obs, cfg.actor_q)
+                adam_step(sac.actor_optimizer, grads)
+                info.update(pi_info)
+                if cfg.autotune_alpha:
+                    g, a_info = grad(alpha_loss, has_aux=True)(
+                        sac.log_alpha.detach(), pi_info["log_prob"], sac.target_entropy
+                    )
+                    adam_step(sac.alpha_optimizer, [g])
+                    info.update(a_info)
+            if target_step and target_params:
+                polyak_update(target_params, critic_params, cfg.tau)
+            info.pop("log_prob", None)
+            return info
 
     # a code object of its own: torch.compile keeps its graphs (and its limit of 8
     # recompilations) per code object, so each learner gets its own graph, however many
