@@ -23,7 +23,7 @@ from .policies import TanhGaussianPolicy
 from .rng import restore_generator
 from .whole_update import ensure_adam_state, make_update
 
-__all__ = ["SACConfig", "SAC", "check_cudagraphs", "check_precision"]
+__all__ = ["SACConfig", "SAC", "check_compile", "check_cudagraphs", "check_precision"]
 
 
 def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
@@ -47,6 +47,27 @@ def check_precision(config: SACConfig, device: torch.device) -> None:
         f"or a GPU with bf16), and {where} has none: bf16 would run about 30x slower than "
         "fp32. Set agent.precision=fp32."
     )
+
+
+def check_compile(config: SACConfig, device: torch.device) -> None:
+    """``compile=true`` on a CPU needs the C++ compiler that Inductor builds its kernels with
+    (``g++``, or ``$CXX``). Without one Inductor fails at the first update with a long
+    traceback, so the missing compiler is a ``ConfigError`` naming the fix instead."""
+    if not config.compile or device.type != "cpu":
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.exc import InvalidCxxCompiler
+    except ImportError:  # a torch that moved them: let Inductor say it
+        return
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        raise ConfigError(
+            "agent.compile=true on a CPU needs a C++ compiler for torch.compile's kernels, and "
+            "none was found (looked for $CXX, else g++). Install one (e.g. apt install g++) or "
+            "set agent.compile=false."
+        ) from None
 
 
 # ----------------------------------------------------------------------------------- learner
@@ -95,6 +116,7 @@ class SAC:
         cfg.validate()
         self.device = torch.device(device)
         check_precision(cfg, self.device)
+        check_compile(cfg, self.device)
         self.policy = policy.to(self.device)
         self._brn_critics = cfg.critic_norm == "batchrenorm"
         self._modal = self._brn_critics or cfg.actor_norm == "batchrenorm"  # modes matter

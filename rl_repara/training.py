@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .device import resolve_device
 from .resume import RESUMABLE_KEYS, get_key, resume_point
 from .rng import seed_everything
-from .sac import check_cudagraphs, check_precision
+from .sac import check_compile, check_cudagraphs, check_precision
 from .signals import StopSignals
 from .trainer import Trainer, TrainResult
 
@@ -49,6 +49,7 @@ def train(config: TrainConfig) -> TrainResult:
     device = resolve_device(config.device)
     check_cudagraphs(config.agent, device)  # before anything is created
     check_precision(config.agent, device)
+    check_compile(config.agent, device)
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)

@@ -5,6 +5,7 @@ to ``torch.optim.Adam``'s, and checkpoints that move between the two paths."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -139,6 +140,32 @@ def test_optimizer_settings_the_compiled_adam_lacks_are_refused():
     sac.critic_optimizer.param_groups[0]["weight_decay"] = 1e-4
     with pytest.raises(ValueError, match="agent.compile=true runs Adam without weight_decay"):
         ensure_adam_state(sac.critic_optimizer)
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_the_run_starts(tmp_path):
+    """Inductor builds CPU kernels with a C++ compiler; without one, ``agent.compile=true`` is a
+    one-line ``ConfigError`` naming the fix, raised by the learner and by ``train`` before the run
+    dir exists (not a traceback at the first update)."""
+    import torch._inductor.config as inductor_config
+
+    from rl_repara import ConfigError, EnvConfig, EvalConfig, TrainConfig, train
+
+    with inductor_config.patch({"cpp.cxx": ("rl-repara-no-such-cxx",)}):
+        message = re.escape("agent.compile=true on a CPU needs a C++ compiler")
+        with pytest.raises(ConfigError, match=message) as refused:
+            make_sac(compile=True)
+        assert str(refused.value).endswith("or set agent.compile=false.")
+        make_sac()  # eager needs no compiler
+        cfg = TrainConfig(
+            env=EnvConfig(id="Pendulum-v1"),
+            agent=SACConfig(compile=True, hidden_sizes=[8]),
+            total_steps=20,
+            run_dir=str(tmp_path / "run"),
+            eval=EvalConfig(every_steps=0),
+        )
+        with pytest.raises(ConfigError, match=message):
+            train(cfg)
+    assert not (tmp_path / "run").exists()
 
 
 def test_compile_takes_the_whole_update_on_cpu_and_the_loss_compile_with_batch_renorm():
