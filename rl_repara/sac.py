@@ -176,6 +176,15 @@ class SAC:
         return self._whole_update is not None
 
     @property
+    def optimizers(self) -> dict[str, torch.optim.Adam]:
+        """The three optimizers by their checkpoint key: critic, actor, α."""
+        return {
+            "critic_optimizer": self.critic_optimizer,
+            "actor_optimizer": self.actor_optimizer,
+            "alpha_optimizer": self.alpha_optimizer,
+        }
+
+    @property
     def alpha(self) -> torch.Tensor:
         """The entropy temperature ``α = exp(log α)``, detached."""
         return self.log_alpha.detach().exp()
@@ -290,9 +299,7 @@ class SAC:
             "target_critics": None if self.target_critics is None else self.target_critics.state_dict(),
             "generator": self.generator.get_state(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": self.alpha_optimizer.state_dict(),
+            **{name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "num_updates": self.num_updates,
             "last_actor_info": {k: v.detach().clone() for k, v in self._last_actor_info.items()},
         }
@@ -307,11 +314,9 @@ class SAC:
         restore_generator(self.generator, state["generator"], "REDQ subset")
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
-        if self._whole_update is not None:  # a checkpoint saved before the first update
-            for optimizer in (self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer):
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[name])
+            if self._whole_update is not None:  # a checkpoint saved before the first update
                 ensure_adam_state(optimizer)
         self.num_updates = state["num_updates"]
         self._last_actor_info = {k: v.to(self.device) for k, v in state["last_actor_info"].items()}

@@ -131,7 +131,7 @@ def make_update(sac: SAC) -> Update:
     target_params: list[torch.Tensor] = (
         [] if sac.target_critics is None else list(sac.target_critics.parameters())
     )
-    for optimizer in (sac.critic_optimizer, sac.actor_optimizer, sac.alpha_optimizer):
+    for optimizer in sac.optimizers.values():
         ensure_adam_state(optimizer)
     autocast = (
         (lambda: torch.autocast(sac.device.type, dtype=torch.bfloat16))
