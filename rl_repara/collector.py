@@ -142,12 +142,14 @@ class Collector:
     def _restart_nonfinite(
         self, obs: np.ndarray, done: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(on_nonfinite=skip) An env whose next obs is non-finite starts a new episode now; the
-        cut episode is not counted as finished."""
+        """(on_nonfinite=skip) An env whose next obs is non-finite is reset now. An episode cut
+        by it is not counted as finished; one that had just ended (its reset obs was the bad
+        one) still is."""
         bad = ~np.isfinite(obs).all(axis=1)
         reset_obs = self._reset(options={"reset_mask": bad})
-        self.ep_return[bad], self.ep_length[bad] = 0.0, 0
-        return np.where(bad[:, None], reset_obs, obs), done & ~bad, bad
+        cut = bad & ~done
+        self.ep_return[cut], self.ep_length[cut] = 0.0, 0
+        return np.where(bad[:, None], reset_obs, obs), done, bad
 
     def _track_episodes(
         self, reward: np.ndarray, done: np.ndarray, keep: np.ndarray

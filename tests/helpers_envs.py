@@ -28,6 +28,7 @@ class CountingEnv(gym.Env):
 
     Faults, keyed by the step index ``s`` (= ``t`` before the call, 0-based):
     ``nan_obs_at``: obs[0] is NaN; ``inf_reward_at``: reward is +inf;
+    ``nan_reset_at``: the first reset at that step count returns obs[0] = NaN (the next is fine);
     ``huge_reward_from``: reward is 1e38 (finite in float32, but its square is not);
     ``signal_at``: the process sends itself SIGUSR2 (a scheduler's preemption notice) during
     that step.
@@ -41,6 +42,7 @@ class CountingEnv(gym.Env):
         episode_len: int | None = None,
         check_action: bool = True,
         signal_at: int | None = None,
+        nan_reset_at: Sequence[int] = (),
     ) -> None:
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -48,6 +50,7 @@ class CountingEnv(gym.Env):
         self.huge_reward_from, self.episode_len = huge_reward_from, episode_len
         self.check_action = check_action
         self.signal_at = signal_at
+        self.nan_reset_at = set(nan_reset_at)
         self.t, self.ep_t = 0, 0
 
     def observe(self) -> np.ndarray:
@@ -56,7 +59,11 @@ class CountingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.ep_t = 0
-        return self.observe(), {}
+        obs = self.observe()
+        if self.t in self.nan_reset_at:
+            self.nan_reset_at.remove(self.t)
+            obs[0] = np.nan
+        return obs, {}
 
     def step(self, action):
         if self.check_action:

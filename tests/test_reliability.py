@@ -123,6 +123,18 @@ def test_skip_drops_nonfinite_transitions_and_keeps_training(tmp_path, nan_at, n
     assert total - int(valid.sum()) == skipped and state["buffer"]["size"] == total
 
 
+def test_skip_counts_an_episode_that_ended_normally_before_a_nonfinite_reset(tmp_path):
+    """An episode ends at its time limit and the env's reset returns a NaN obs: the episode
+    is counted with its whole return and its last transition kept; only the reset is redone."""
+    result = train(
+        _config(tmp_path, total=40, on_nonfinite="skip", env_kwargs={"episode_len": 5, "nan_reset_at": [10]})
+    )
+    assert result.global_step == 40
+    collector = load_checkpoint(find_checkpoint(tmp_path))["collector"]
+    assert collector["episodes"] == 8, "an episode that ended normally went uncounted"
+    assert collector["skipped_nonfinite"] == 0
+
+
 # --------------------------------------------------------------------------- divergence
 def _spy_saves(monkeypatch) -> list[tuple[int, tuple[str, int]]]:
     """Record (global_step, fingerprint of the file just written) for every last.pt save."""
