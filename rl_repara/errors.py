@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "VideoError",
     "CheckpointWriteError",
+    "ExportWriteError",
     "EnvError",
     "TrainingDiverged",
 ]
@@ -40,6 +41,11 @@ class VideoError(ConfigError):
 
 class CheckpointWriteError(RLReparaError, RuntimeError):
     """A checkpoint could not be written (disk full, permissions); the old file is untouched."""
+
+
+class ExportWriteError(RLReparaError, RuntimeError):
+    """An export could not be written for a fault of the machine (disk full, quota, I/O
+    error); nothing partial is left. A path the user cannot write to is a ``ConfigError``."""
 
 
 class EnvError(RLReparaError, RuntimeError):

@@ -17,6 +17,7 @@ and its check succeeded, so a failure leaves nothing half-written at ``out``.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import logging
@@ -33,7 +34,7 @@ from torch import nn
 
 from .checkpoint import load_latest
 from .config import TrainConfig
-from .errors import ConfigError
+from .errors import ConfigError, ExportWriteError
 from .loading import load_policy
 from .policies import TanhGaussianPolicy
 from .resume import run_dir_of
@@ -222,6 +223,10 @@ def _check_matches(policy: TanhGaussianPolicy, run: Runner, target: Path) -> Non
 
 
 # --------------------------------------------------------------------------------- files
+# write errors that are faults of the machine, not of the path the user gave
+_MACHINE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
+
+
 @contextmanager
 def _staged(paths: list[Path]) -> Iterator[list[Path]]:
     """Temp files beside ``paths`` for the block to write; renamed over ``paths`` when it
@@ -239,7 +244,10 @@ def _staged(paths: list[Path]) -> Iterator[list[Path]]:
             os.replace(tmp, path)
         done = True
     except OSError as exc:
-        raise ConfigError(f"cannot write {paths[0]}: {exc.strerror or exc}") from None
+        message = f"cannot write {paths[0]}: {exc.strerror or exc}"
+        if exc.errno in _MACHINE_FAULTS:  # not the user's path: exit 1, like a checkpoint
+            raise ExportWriteError(f"{message}. Nothing was written; free space and export again.") from None
+        raise ConfigError(message) from None
     finally:
         for tmp in tmps:
             tmp.unlink(missing_ok=True)

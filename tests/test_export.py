@@ -9,6 +9,7 @@ and one built by hand with large, per-dim observation statistics.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import subprocess
 import sys
@@ -328,6 +329,22 @@ def test_export_cli_bad_input_is_one_line_exit_2_and_writes_nothing(handmade, tm
     out = tmp_path / "out" / "policy.onnx"
     proc = run([EXPORT, f"checkpoint={checkpoint}", f"format={fmt}", f"out={out}"], tmp_path)
     _assert_clean_error(proc, "rl-repara-export", expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_is_a_runtime_fault_and_leaves_nothing(handmade, tmp_path, monkeypatch):
+    """Disk full while the export is moved into place: ``ExportWriteError`` (exit 1, a fault of
+    the machine, not ``ConfigError``'s 2), and no model, sidecar or temp file is left."""
+    from rl_repara import ExportWriteError
+    from rl_repara import export as export_module
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_module.os, "replace", full)
+    with pytest.raises(ExportWriteError, match="No space left on device. Nothing was written") as info:
+        export_policy(handmade, "pt2", tmp_path / "out" / "policy.pt2")
+    assert info.value.exit_code == 1 and not isinstance(info.value, ConfigError)
     assert not (tmp_path / "out").exists()
 
 
