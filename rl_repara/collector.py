@@ -94,7 +94,7 @@ class Collector:
         done = terminated | truncated
         restarted = np.zeros_like(done)
         if not np.isfinite(next_obs).all():
-            next_obs, done, restarted = self._restart_nonfinite(next_obs, done)
+            next_obs, restarted = self._restart_nonfinite(next_obs, done)
         episodes = self._track_episodes(reward, done, keep)
         self.obs = next_obs
         self.env_steps += self.num_envs
@@ -139,17 +139,15 @@ class Collector:
         self.skipped_nonfinite += int((~keep).sum())
         return keep
 
-    def _restart_nonfinite(
-        self, obs: np.ndarray, done: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _restart_nonfinite(self, obs: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(on_nonfinite=skip) An env whose next obs is non-finite is reset now. An episode cut
         by it is not counted as finished; one that had just ended (its reset obs was the bad
-        one) still is."""
+        one) still is. Returns the obs to act on next and which envs were reset."""
         bad = ~np.isfinite(obs).all(axis=1)
         reset_obs = self._reset(options={"reset_mask": bad})
         cut = bad & ~done
         self.ep_return[cut], self.ep_length[cut] = 0.0, 0
-        return np.where(bad[:, None], reset_obs, obs), done, bad
+        return np.where(bad[:, None], reset_obs, obs), bad
 
     def _track_episodes(
         self, reward: np.ndarray, done: np.ndarray, keep: np.ndarray
