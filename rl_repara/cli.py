@@ -38,8 +38,8 @@ from .envs import make_env
 from .errors import CheckpointError, ConfigError, RLReparaError
 from .evaluation import eval_seed, run_episode
 from .loading import load_policy
+from .requirements import check_cudagraphs
 from .resume import RESUMABLE_KEYS, ResumePoint, get_key, resume_point, run_dir_of
-from .sac import check_cudagraphs
 from .trainer import TrainResult
 from .training import train
 

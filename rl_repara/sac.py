@@ -15,59 +15,14 @@ import torch
 from .agent_config import SACConfig
 from .buffer import Batch
 from .critics import QEnsemble
-from .device import bf16_supported, cpu_name
-from .errors import ConfigError
 from .losses import Info, actor_loss, alpha_loss, critic_loss, default_target_entropy, polyak_update
 from .norm_layers import BatchRenorm
 from .policies import TanhGaussianPolicy
+from .requirements import check_requirements
 from .rng import restore_generator
 from .whole_update import ensure_adam_state, make_update
 
-__all__ = ["SACConfig", "SAC", "check_compile", "check_cudagraphs", "check_precision"]
-
-
-def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
-    """CUDA graphs need a CUDA learner: a ``ConfigError`` (a ``ValueError``) naming the fix."""
-    if config.cudagraphs and device.type != "cuda":
-        raise ConfigError(
-            f"agent.cudagraphs=true needs a CUDA device, but the learner is on {device}. Set "
-            "device=cuda, or agent.cudagraphs=false (agent.compile=true works on CPU)."
-        )
-
-
-def check_precision(config: SACConfig, device: torch.device) -> None:
-    """``precision=bf16`` needs bf16 matmul hardware (``device.bf16_supported``); without it
-    bf16 runs ~30× slower than fp32, so it is refused with a ``ConfigError`` naming the fix.
-    Where the hardware cannot be told (no ``/proc/cpuinfo``), bf16 is allowed."""
-    if config.precision != "bf16" or bf16_supported(device) is not False:
-        return
-    where = f"this CPU ({cpu_name()})" if device.type == "cpu" else f"device {device}"
-    raise ConfigError(
-        f"agent.precision=bf16 needs bf16 matmul hardware (a CPU with AVX512_BF16 or AMX-BF16, "
-        f"or a GPU with bf16), and {where} has none: bf16 would run about 30x slower than "
-        "fp32. Set agent.precision=fp32."
-    )
-
-
-def check_compile(config: SACConfig, device: torch.device) -> None:
-    """``compile=true`` on a CPU needs the C++ compiler that Inductor builds its kernels with
-    (``g++``, or ``$CXX``). Without one Inductor fails at the first update with a long
-    traceback, so the missing compiler is a ``ConfigError`` naming the fix instead."""
-    if not config.compile or device.type != "cpu":
-        return
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-        from torch._inductor.exc import InvalidCxxCompiler
-    except ImportError:  # a torch that moved them: let Inductor say it
-        return
-    try:
-        get_cpp_compiler()
-    except InvalidCxxCompiler:
-        raise ConfigError(
-            "agent.compile=true on a CPU needs a C++ compiler for torch.compile's kernels, and "
-            "none was found (looked for $CXX, else g++). Install one (e.g. apt install g++) or "
-            "set agent.compile=false."
-        ) from None
+__all__ = ["SACConfig", "SAC"]
 
 
 # ----------------------------------------------------------------------------------- learner
@@ -115,8 +70,7 @@ class SAC:
         self.config = cfg = config or SACConfig()
         cfg.validate()
         self.device = torch.device(device)
-        check_precision(cfg, self.device)
-        check_compile(cfg, self.device)
+        check_requirements(cfg, self.device)
         self.policy = policy.to(self.device)
         self._brn_critics = cfg.critic_norm == "batchrenorm"
         self._modal = self._brn_critics or cfg.actor_norm == "batchrenorm"  # modes matter
@@ -256,7 +210,6 @@ class SAC:
         output memory, so ``update_tensors`` marks each step and clones the metrics it keeps.
         """
         cfg = self.config
-        check_cudagraphs(cfg, self.device)
         mode = "reduce-overhead" if cfg.cudagraphs else None
         self._critic_loss = torch.compile(critic_loss, mode=mode)
         if self.device.type != "cpu":

@@ -1,7 +1,7 @@
 """``train(config)``: one run from a config to its result, without Hydra.
 
 What happens before the loop: the resume point (which file, which config), the checks that must
-come before anything is built (device, CUDA graphs, precision), the run-dir lock, the seeds;
+come before anything is built (device, CUDA graphs, precision, a C++ compiler), the run-dir lock, the seeds;
 then a ``trainer.Trainer`` runs, and its envs are closed whatever happens.
 """
 
@@ -15,9 +15,9 @@ import torch
 from .checkpoint import RunDirLock, check_fresh_run_dir, remove_stale_temp_files, set_aside_unreadable_last
 from .config import TrainConfig
 from .device import resolve_device
+from .requirements import check_requirements
 from .resume import RESUMABLE_KEYS, get_key, resume_point
 from .rng import seed_everything
-from .sac import check_compile, check_cudagraphs, check_precision
 from .signals import StopSignals
 from .trainer import Trainer, TrainResult
 
@@ -47,9 +47,7 @@ def train(config: TrainConfig) -> TrainResult:
         del point
     config.validate()
     device = resolve_device(config.device)
-    check_cudagraphs(config.agent, device)  # before anything is created
-    check_precision(config.agent, device)
-    check_compile(config.agent, device)
+    check_requirements(config.agent, device)  # before anything is created
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)

@@ -9,10 +9,10 @@ import torch
 
 from rl_repara import SAC, EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, train
 from rl_repara import device as device_mod
-from rl_repara import sac as sac_mod
+from rl_repara import requirements as requirements_mod
 from rl_repara.cli_errors import run_cli
 from rl_repara.errors import ConfigError
-from rl_repara.sac import check_precision
+from rl_repara.requirements import check_precision
 
 ZEN4 = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
 AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
@@ -25,7 +25,7 @@ def cpu_with(monkeypatch):
 
     def set_flags(flags):
         monkeypatch.setattr(device_mod, "cpu_flags", lambda: flags)
-        monkeypatch.setattr(sac_mod, "cpu_name", lambda: "AMD EPYC (mocked)")
+        monkeypatch.setattr(requirements_mod, "cpu_name", lambda: "AMD EPYC (mocked)")
 
     return set_flags
 
