@@ -20,7 +20,7 @@ from .norm_layers import BatchRenorm
 from .policies import TanhGaussianPolicy
 from .requirements import check_requirements
 from .rng import restore_generator
-from .whole_update import ensure_adam_state, make_update
+from .whole_update import compile_update, ensure_adam_state
 
 __all__ = ["SACConfig", "SAC"]
 
@@ -118,7 +118,7 @@ class SAC:
         self._critic_loss, self._actor_loss = critic_loss, actor_loss
         self._whole_update = None
         if cfg.compile and not cfg.cudagraphs and self.device.type == "cpu" and not self._modal:
-            self._whole_update = torch.compile(make_update(self))
+            self._whole_update = compile_update(self)
         elif cfg.compile or cfg.cudagraphs:
             self._compile_losses()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import torch
 from torch.func import functional_call, grad
@@ -35,9 +35,17 @@ from .policies import TanhGaussianPolicy
 if TYPE_CHECKING:
     from .sac import SAC
 
-__all__ = ["Networks", "adam_step", "ensure_adam_state", "make_update"]
+__all__ = ["COMPILE_OPTIONS", "Networks", "adam_step", "compile_update", "ensure_adam_state", "make_update"]
 
 Update = Callable[[Batch, Optional[torch.Tensor], bool, bool], Info]
+
+COMPILE_OPTIONS: dict[str, Union[str, int, bool, Callable]] = {
+    # draws by aten's generator, not Inductor's: the eager path's random stream, and aten's
+    # vectorized normal beats Inductor's per-element one (about 0.3 ms of a 9 ms update)
+    "fallback_random": True,
+    # the graph's kernels called from generated C++, not from Python
+    "cpp_wrapper": True,
+}
 
 
 class Networks(torch.nn.Module):
@@ -169,3 +177,9 @@ def make_update(sac: SAC) -> Update:
     return types.FunctionType(
         update.__code__.replace(), update.__globals__, update.__name__, None, update.__closure__
     )
+
+
+def compile_update(sac: SAC) -> Update:
+    """``make_update(sac)`` under ``torch.compile`` with ``COMPILE_OPTIONS``; the graph is
+    built at the first call."""
+    return torch.compile(make_update(sac), options=COMPILE_OPTIONS)

@@ -22,12 +22,19 @@ def _seed_global_rngs() -> None:
 
 
 @pytest.fixture
-def inductor_uses_torch_rng():
+def fresh_dynamo():
+    """Dynamo's caches and counters emptied before and after the test."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.fixture
+def inductor_uses_torch_rng(fresh_dynamo):
     """Compiled code draws its random numbers with torch's RNG, as eager code does, so a
-    compiled update and an eager one can be compared draw for draw."""
+    compiled loss (the loss-only compile) and an eager one can be compared draw for draw. The
+    whole update needs no fixture: it compiles with this option (``whole_update.COMPILE_OPTIONS``)."""
     import torch._inductor.config as inductor_config
 
-    torch._dynamo.reset()
     with inductor_config.patch(fallback_random=True):
         yield
-    torch._dynamo.reset()

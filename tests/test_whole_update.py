@@ -177,7 +177,7 @@ def test_compile_takes_the_whole_update_on_cpu_and_the_loss_compile_with_batch_r
     assert not make_sac().compiled_whole_update
 
 
-def test_a_compiled_learner_resumes_a_checkpoint_saved_before_its_first_update(inductor_uses_torch_rng):
+def test_a_compiled_learner_resumes_a_checkpoint_saved_before_its_first_update(fresh_dynamo):
     """``SAC(compile=True).load_state_dict`` of a state with empty Adam state (saved before any
     update) gives the optimizers the state the compiled Adam step runs on."""
     compiled = make_sac(compile=True)
@@ -205,8 +205,8 @@ def compiled_beside_eager(steps: int, rel: float, **overrides) -> tuple[SAC, SAC
 
 
 @pytest.mark.parametrize("preset, graphs", [("sac", 1), ("droq", 2)])
-def test_the_compiled_update_is_one_graph_and_equals_eager(inductor_uses_torch_rng, preset, graphs):
-    """Compiled, with Inductor drawing through torch's RNG: SAC, and DroQ with its dropout
+def test_the_compiled_update_is_one_graph_and_equals_eager(fresh_dynamo, preset, graphs):
+    """Compiled (drawing through torch's RNG, ``COMPILE_OPTIONS``): SAC, and DroQ with its dropout
     (random draws inside the graph), LayerNorm critics and a policy delay of 2 (a second graph,
     for the updates without an actor step). No graph break; the metrics and weights of eager
     within 1e-4 after 4 updates (what is left is fp reassociation in fused kernels)."""
@@ -218,7 +218,7 @@ def test_the_compiled_update_is_one_graph_and_equals_eager(inductor_uses_torch_r
         torch.testing.assert_close(weights(compiled)[name], value, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_compiled_bf16_update_stays_close_to_eager_bf16(inductor_uses_torch_rng):
+def test_compiled_bf16_update_stays_close_to_eager_bf16(fresh_dynamo):
     """bf16 autocast inside the compiled graph: the metrics of 3 updates stay within bf16's
     rounding (2 %) of the eager bf16 update's, and the weights within 1e-3."""
     eager, compiled = compiled_beside_eager(3, 2e-2, precision="bf16")
