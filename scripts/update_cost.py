@@ -1,10 +1,12 @@
 """What one env step of learning costs for each SAC-family preset: the time of the updates it
 runs (``utd`` gradient updates on a batch from a filled buffer), on this machine, one process.
 
-    python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1 [--precision bf16]
+    python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1 [--precision bf16] [--compile]
 
 Presets are read from ``conf/agent/*.yaml`` (merged over ``sac.yaml``), so the table follows
-the files. The env step itself is left out (HalfCheetah: ~27 µs; see docs/performance.md).
+the files. With ``--compile`` every preset runs with ``agent.compile=true``; its graphs are
+compiled in the untimed warm-up. The env step itself is left out (HalfCheetah: ~27 µs; see
+docs/performance.md).
 Wall time and process CPU time are both printed: on a busy machine, with 1 thread, the CPU
 time is the steadier of the two.
 """
@@ -56,16 +58,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=20, help="env steps timed per preset")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true", help="agent.compile=true for every preset")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"{cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), {args.precision}, "
+        f"{cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), {args.precision}"
+        f"{', compile' if args.compile else ''}, "
         f"obs {args.obs_dim}, act {args.act_dim}"
     )
     base = None
     for name in ("sac", "crossq", "tqc", "droq", "redq"):
         cfg = preset(name)
-        cfg.precision = args.precision
+        cfg.precision, cfg.compile = args.precision, args.compile
         wall, cpu = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
         base = base or cpu
         print(
