@@ -181,5 +181,18 @@ def make_update(sac: SAC) -> Update:
 
 def compile_update(sac: SAC) -> Update:
     """``make_update(sac)`` under ``torch.compile`` with ``COMPILE_OPTIONS``; the graph is
-    built at the first call."""
-    return torch.compile(make_update(sac), options=COMPILE_OPTIONS)
+    built at the first call.
+
+    Dynamo builds its guards with dict tags (``use_recursive_dict_tags_for_guards``): on a
+    call where a module's ``__dict__`` and those beneath it are unchanged since the last one,
+    the guards of that subtree are skipped, since nothing in it can have changed but tensor
+    contents. The setting is in force inside each call, where every (re)compile happens.
+    """
+    compiled = torch.compile(make_update(sac), options=COMPILE_OPTIONS)
+    dict_tag_guards = torch._dynamo.config.patch(use_recursive_dict_tags_for_guards=True)
+
+    def update(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
+        with dict_tag_guards:
+            return compiled(batch, subset, actor_step, target_step)
+
+    return update
