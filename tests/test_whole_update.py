@@ -193,15 +193,20 @@ def compiled_beside_eager(steps: int, rel: float, **overrides) -> tuple[SAC, SAC
     eager, compiled = make_sac(**overrides), make_sac(compile=True, **overrides)
     assert compiled.compiled_whole_update
     for step in range(steps):
-        batch = make_batch(2 * step)
-        torch.manual_seed(step)
-        info_eager = eager.update(batch)
-        torch.manual_seed(step)
-        info = compiled.update(batch)
-        assert info.keys() == info_eager.keys()
-        for key, value in info_eager.items():
-            assert info[key] == pytest.approx(value, rel=rel, abs=rel / 100), (step, key)
+        update_beside_eager(eager, compiled, make_batch(2 * step), step, rel)
     return eager, compiled
+
+
+def update_beside_eager(eager: SAC, compiled: SAC, batch: Batch, seed: int, rel: float) -> None:
+    """One update of each on ``batch`` from the global seed ``seed``; the compiled learner's
+    metrics within ``rel`` of the eager one's."""
+    torch.manual_seed(seed)
+    info_eager = eager.update(batch)
+    torch.manual_seed(seed)
+    info = compiled.update(batch)
+    assert info.keys() == info_eager.keys()
+    for key, value in info_eager.items():
+        assert info[key] == pytest.approx(value, rel=rel, abs=rel / 100), (seed, key)
 
 
 @pytest.mark.parametrize("preset, graphs", [("sac", 1), ("droq", 2)])
@@ -234,11 +239,5 @@ def test_the_compiled_update_sees_a_module_attribute_changed_after_it_compiled(f
     for sac in (eager, compiled):
         sac.policy.log_std_bounds = (-1.0, 0.5)
     counters.clear()
-    batch = make_batch(7)
-    torch.manual_seed(7)
-    info_eager = eager.update(batch)
-    torch.manual_seed(7)
-    info = compiled.update(batch)
+    update_beside_eager(eager, compiled, make_batch(7), 7, 1e-4)
     assert counters["stats"]["unique_graphs"] == 1, "no new graph for the changed bounds"
-    for key, value in info_eager.items():
-        assert info[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
