@@ -90,6 +90,18 @@ class Trainer:
         self.best_eval: Optional[float] = None
         self.last_eval_step = -1
         self.last_info: dict[str, torch.Tensor] = {}
+        # The last update of a step also draws the next step's actions where that saves a
+        # pass: the compiled whole update samples them in its graph (SAC.update_and_act). Only
+        # with white noise and raw observations, where they are the actions explore() would
+        # draw, and one update per step (more would compile a second graph, for the updates
+        # that do not act).
+        self.acts_in_update = (
+            self.sac.compiled_whole_update
+            and cfg.agent.utd * cfg.num_envs == 1
+            and self.noise is None
+            and policy.obs_normalizer is None
+        )
+        self._next_actions: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     @property
     def global_step(self) -> int:
@@ -99,6 +111,7 @@ class Trainer:
     def start(self) -> None:
         """A fresh run: reset the envs with the run's seed."""
         self.collector.start(self.cfg.seed)
+        self._next_actions = None
 
     # ------------------------------------------------------------------------- one step
     def collect(self) -> None:
@@ -118,10 +131,14 @@ class Trainer:
 
     def _actions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(unit-box actions, env-unit actions)``: uniform random ones until
-        ``learning_starts``, then samples from the policy (``exploration.explore``)."""
-        warmup = self.global_step < self.cfg.agent.learning_starts
-        random_actions = self.collector.random_actions() if warmup else None
-        unit, env_actions = explore(self.sac.policy, self.collector.obs, self.noise, random_actions)
+        ``learning_starts``, then samples from the policy (``exploration.explore``), or the
+        ones the last update drew (``acts_in_update``)."""
+        if self._next_actions is not None:
+            (unit, env_actions), self._next_actions = self._next_actions, None
+        else:
+            warmup = self.global_step < self.cfg.agent.learning_starts
+            random_actions = self.collector.random_actions() if warmup else None
+            unit, env_actions = explore(self.sac.policy, self.collector.obs, self.noise, random_actions)
         if not np.isfinite(env_actions).all():
             raise TrainingDiverged(
                 f"the policy produced non-finite actions at env step {self.global_step}. "
@@ -133,10 +150,16 @@ class Trainer:
         """``utd · num_envs`` SAC updates, once ``learning_starts`` env steps are collected."""
         if self.global_step < self.cfg.agent.learning_starts:
             return
-        for _ in range(self.cfg.agent.utd * self.cfg.num_envs):
-            agent = self.cfg.agent
+        agent = self.cfg.agent
+        updates = agent.utd * self.cfg.num_envs
+        for i in range(updates):
             batch = self.buffer.sample(agent.batch_size, agent.n_step, agent.gamma)
-            self.last_info = self.sac.update_tensors(batch)
+            if self.acts_in_update and i == updates - 1:
+                obs = torch.as_tensor(self.collector.obs, device=self.device)
+                self.last_info, (unit, env_actions) = self.sac.update_and_act(batch, obs)
+                self._next_actions = (unit.cpu().numpy(), env_actions.cpu().numpy())
+            else:
+                self.last_info = self.sac.update_tensors(batch)
 
     def evaluate(self, progress: Progress) -> None:
         """Deterministic episodes on the eval env; logged, and the best policy to ``best.pt``."""
@@ -210,6 +233,7 @@ class Trainer:
             },
             "last_info": {k: v.detach().cpu() for k, v in self.last_info.items()},
             "noise": None if self.noise is None else self.noise.state_dict(),
+            "next_actions": None if self._next_actions is None else [a.copy() for a in self._next_actions],
             "rng": global_rng_state(),
         }
 
@@ -223,10 +247,13 @@ class Trainer:
         self.last_info = {k: v.to(self.device) for k, v in state["last_info"].items()}
         if self.noise is not None:
             self.noise.load_state_dict(state["noise"])
+        actions = state.get("next_actions")  # drawn by the last update, not yet taken
+        self._next_actions = None if actions is None else (actions[0], actions[1])
         if not self.collector.load_state_dict(state["collector"], self.cfg.seed):
             # new episodes: no n-step window may run from the stored ones into them, and
             # colored noise starts new sequences as at any episode start
             self.buffer.end_streams()
+            self._next_actions = None  # drawn for an observation the new episodes replace
             if self.noise is not None:
                 self.noise.reset(np.ones(self.cfg.num_envs, dtype=bool))
             warnings.warn(

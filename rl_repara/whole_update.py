@@ -12,15 +12,19 @@ backward, the losses, Adam, Polyak) into a few loops around the matmuls.
 The optimizers' state keeps the format of ``torch.optim.Adam``: a checkpoint written by one
 path loads into the other. Gradients are never stored in ``.grad``. Tracing marks the weights
 as static inputs of the graph (Dynamo guards on their addresses), harmless on CPU. Compiled
-random draws come from Inductor's generator, so a compiled run does not repeat the random
-stream of an eager run with the same seed (it is still reproducible run to run).
+random draws go through torch's generator (``fallback_random``), in the eager update's order,
+so a compiled run repeats an eager run's random stream.
+
+The update can end by acting (``act_on``): the trainer's next action is then sampled inside
+the graph, right after the weights it needs were written, instead of by a separate eager pass
+over a core the update has left cold (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import types
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import torch
 from torch.func import functional_call, grad
@@ -35,9 +39,22 @@ from .policies import TanhGaussianPolicy
 if TYPE_CHECKING:
     from .sac import SAC
 
-__all__ = ["COMPILE_OPTIONS", "Networks", "adam_step", "compile_update", "ensure_adam_state", "make_update"]
+__all__ = [
+    "Actions",
+    "COMPILE_OPTIONS",
+    "Networks",
+    "adam_step",
+    "compile_update",
+    "ensure_adam_state",
+    "make_update",
+]
 
-Update = Callable[[Batch, Optional[torch.Tensor], bool, bool], Info]
+# an action in the unit box and in env units
+Actions = tuple[torch.Tensor, torch.Tensor]
+# update(batch, subset, actor_step, target_step, act_on) -> (info, actions or None)
+Update = Callable[
+    [Batch, Optional[torch.Tensor], bool, bool, Optional[torch.Tensor]], tuple[Info, Optional[Actions]]
+]
 
 COMPILE_OPTIONS: dict[str, Union[str, int, bool, Callable]] = {
     # draws by aten's generator, not Inductor's: the eager path's random stream, and aten's
@@ -130,9 +147,12 @@ def _grad_of(nets: Networks, prefix: str, loss: str, *args) -> tuple[list[torch.
 
 def make_update(sac: SAC) -> Update:
     """The whole update of ``sac`` (a ``SAC`` without Batch Renorm layers), as
-    ``update(batch, subset, actor_step, target_step) -> info``, in ``torch.no_grad`` (the
-    gradients are ``torch.func``'s). Its arithmetic is ``SAC._update_step``'s; compile it
-    with ``torch.compile``."""
+    ``update(batch, subset, actor_step, target_step, act_on) -> (info, actions)``, in
+    ``torch.no_grad`` (the gradients are ``torch.func``'s). Its arithmetic is
+    ``SAC._update_step``'s; compile it with ``torch.compile``. With observations ``act_on``
+    the updated policy then samples an action for them, inside the same graph: ``actions`` is
+    ``(y, a)``, the unit-box ``y = policy.unit_action(act_on)`` (the draw acting right after
+    the update makes) and the env-unit ``a = policy.to_env(y)``; else ``None``."""
     cfg = sac.config
     nets = Networks(sac.policy, sac.critics, sac.target_critics)
     critic_params: list[torch.Tensor] = list(sac.critics.parameters())
@@ -147,7 +167,13 @@ def make_update(sac: SAC) -> Update:
         else contextlib.nullcontext
     )
 
-    def update(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
+    def update(
+        batch: Batch,
+        subset: Optional[torch.Tensor],
+        actor_step: bool,
+        target_step: bool,
+        act_on: Optional[torch.Tensor],
+    ) -> tuple[Info, Optional[Actions]]:
         with torch.no_grad():  # the gradients are torch.func's; the steps mutate in place
             alpha = sac.log_alpha.detach().exp()
             with autocast():
@@ -169,7 +195,10 @@ def make_update(sac: SAC) -> Update:
             if target_step and target_params:
                 polyak_update(target_params, critic_params, cfg.tau)
             info.pop("log_prob", None)
-            return info
+            if act_on is None:
+                return info, None
+            unit = sac.policy.unit_action(act_on)
+            return info, (unit, sac.policy.to_env(unit))
 
     # a code object of its own: torch.compile keeps its graphs (and its limit of 8
     # recompilations) per code object, so each learner gets its own graph, however many
@@ -191,8 +220,8 @@ def compile_update(sac: SAC) -> Update:
     compiled = torch.compile(make_update(sac), options=COMPILE_OPTIONS)
     dict_tag_guards = torch._dynamo.config.patch(use_recursive_dict_tags_for_guards=True)
 
-    def update(batch: Batch, subset: Optional[torch.Tensor], actor_step: bool, target_step: bool) -> Info:
+    def update(*args: Any) -> tuple[Info, Optional[Actions]]:  # make_update's arguments
         with dict_tag_guards:
-            return compiled(batch, subset, actor_step, target_step)
+            return compiled(*args)
 
     return update

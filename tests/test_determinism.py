@@ -8,7 +8,9 @@ time and is left out), and the weights in the final checkpoint.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 import torch
@@ -18,6 +20,8 @@ from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
 from rl_repara.checkpoint import find_checkpoint, load_checkpoint
 from rl_repara.config import LogConfig
 from rl_repara.logger import LOSS_TAGS
+from rl_repara.rng import seed_everything
+from rl_repara.trainer import Trainer
 
 COMPARED = sorted(LOSS_TAGS.values()) + ["charts/episodic_return"]
 Series = dict[str, list[tuple[int, float]]]
@@ -248,3 +252,50 @@ def test_every_sac_family_preset_resumes_bit_exactly(tmp_path, variant):
     assert len(straight["losses/qf_loss"]) == (TOTAL - LEARNING_STARTS) // LOG_EVERY + 1
     _assert_same_series(straight, read_scalars(tmp_path / "resumed"))
     _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
+
+
+def _stepped(
+    run_dir: Path, steps: int, acts_in_update: bool, state: Optional[dict[str, Any]] = None
+) -> Trainer:
+    """A Trainer of the tiny Pendulum config, fresh or loaded from ``state``, after collect +
+    learn iterations up to ``steps`` env steps, with ``acts_in_update`` forced."""
+    cfg = _config(run_dir, eval_every=0)
+    cfg.validate()
+    seed_everything(cfg.seed)
+    trainer = Trainer(cfg, run_dir, torch.device("cpu"))
+    trainer.acts_in_update = acts_in_update
+    if state is None:
+        trainer.start()
+    else:
+        trainer.load_state_dict(state)
+    while trainer.global_step < steps:
+        trainer.collect()
+        trainer.learn()
+    return trainer
+
+
+def _assert_same_run(a: Trainer, b: Trainer) -> None:
+    data_a, data_b = a.buffer.state_dict()["data"], b.buffer.state_dict()["data"]
+    differ = [k for k in data_a if not torch.equal(data_a[k], data_b[k])]
+    assert not differ, f"stored transitions differ: {differ}"
+    _assert_same_weights(
+        {f"policy.{k}": v for k, v in a.sac.policy.state_dict().items()},
+        {f"policy.{k}": v for k, v in b.sac.policy.state_dict().items()},
+    )
+
+
+def test_actions_drawn_by_the_update_change_nothing_and_resume_bit_exactly(tmp_path):
+    """``Trainer.acts_in_update`` (on where the compiled update samples the next step's
+    actions in its graph; forced here on the eager learner, which then samples them right
+    after its update): the run is bit for bit the run that acts through ``explore``, and a
+    state saved between an update and the step that takes its actions resumes bit for bit."""
+    plain = _stepped(tmp_path / "plain", 200, acts_in_update=False)
+    fused = _stepped(tmp_path / "fused", 200, acts_in_update=True)
+    _assert_same_run(plain, fused)
+    part = _stepped(tmp_path / "part", 180, acts_in_update=True)
+    state = copy.deepcopy(part.state_dict())
+    assert state["next_actions"] is not None, "no actions were pending after the update"
+    resumed = _stepped(tmp_path / "resumed", 200, acts_in_update=True, state=state)
+    _assert_same_run(fused, resumed)
+    for trainer in (plain, fused, part, resumed):
+        trainer.close()

@@ -66,18 +66,27 @@ def weights(sac: SAC) -> dict[str, torch.Tensor]:
 def test_the_whole_update_is_the_eager_update(preset):
     """Run uncompiled, the function ``agent.compile=true`` compiles gives the eager update's
     metrics and weights after 4 updates (delayed actor and target steps included): the same
-    random draws in the same order, gradients by ``torch.func`` instead of ``backward()``."""
+    random draws in the same order, gradients by ``torch.func`` instead of ``backward()``. On
+    odd steps it also acts: its actions are those the updated eager policy samples next."""
     eager, functional = make_sac(**PRESETS[preset]), make_sac(**PRESETS[preset])
     update = make_update(functional)
     for step in range(4):
         batch = make_batch(step)
+        act_on = batch.next_obs[:2] if step % 2 else None
         torch.manual_seed(10 + step)
         info_eager = eager.update(batch)
+        if act_on is not None:
+            unit = eager.policy.unit_action(act_on)
+            expected = (unit, eager.policy.to_env(unit))
         torch.manual_seed(10 + step)
         functional.num_updates += 1
         actor_step = functional.num_updates % functional.config.policy_delay == 0
         target_step = functional.num_updates % functional.config.target_update_every == 0
-        info = update(batch, functional.draw_subset(), actor_step, target_step)
+        info, actions = update(batch, functional.draw_subset(), actor_step, target_step, act_on)
+        assert (actions is None) == (act_on is None)
+        if actions is not None:
+            for got, want in zip(actions, expected):
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=(preset, step))
         if actor_step:
             assert set(info) | {"alpha"} == set(info_eager), (preset, step)
         assert set(info) <= set(info_eager), (preset, step)
@@ -123,14 +132,14 @@ def test_a_checkpoint_moves_between_the_eager_and_the_whole_update():
     update = make_update(functional)
     for step in range(2):
         functional.num_updates += 1
-        update(make_batch(step), None, True, True)
+        update(make_batch(step), None, True, True, None)
     eager = make_sac()
     eager.load_state_dict(copy.deepcopy(functional.state_dict()))
     torch.manual_seed(5)
     eager.update(make_batch(7))
     torch.manual_seed(5)
     functional.num_updates += 1
-    update(make_batch(7), None, True, True)
+    update(make_batch(7), None, True, True, None)
     for name, value in weights(functional).items():
         torch.testing.assert_close(weights(eager)[name], value, rtol=1e-5, atol=1e-6, msg=name)
 
@@ -198,15 +207,19 @@ def compiled_beside_eager(steps: int, rel: float, **overrides) -> tuple[SAC, SAC
 
 
 def update_beside_eager(eager: SAC, compiled: SAC, batch: Batch, seed: int, rel: float) -> None:
-    """One update of each on ``batch`` from the global seed ``seed``; the compiled learner's
-    metrics within ``rel`` of the eager one's."""
+    """One update of each on ``batch`` from the global seed ``seed``, each then acting on the
+    batch's next observations (``update_and_act``: the compiled learner samples inside its
+    graph, the eager one after its update); the compiled learner's metrics and actions within
+    ``rel`` of the eager one's."""
     torch.manual_seed(seed)
-    info_eager = eager.update(batch)
+    info_eager, actions_eager = eager.update_and_act(batch, batch.next_obs)
     torch.manual_seed(seed)
-    info = compiled.update(batch)
+    info, actions = compiled.update_and_act(batch, batch.next_obs)
     assert info.keys() == info_eager.keys()
     for key, value in info_eager.items():
-        assert info[key] == pytest.approx(value, rel=rel, abs=rel / 100), (seed, key)
+        assert float(info[key]) == pytest.approx(float(value), rel=rel, abs=rel / 100), (seed, key)
+    for got, want in zip(actions, actions_eager):
+        torch.testing.assert_close(got, want, rtol=rel, atol=rel / 100, msg=f"actions, seed {seed}")
 
 
 @pytest.mark.parametrize("preset, graphs", [("sac", 1), ("droq", 2)])
