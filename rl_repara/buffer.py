@@ -93,6 +93,14 @@ class ReplayBuffer:
         # walk goes on from row i to row i + num_envs (the same env's next step).
         self._flags = torch.zeros((self.capacity, 3), dtype=torch.bool, device=self.device)
         self._truncated, self._valid, self._link = self._flags.unbind(1)
+        # On the CPU, NumPy views of the same memory: ``add`` writes through them, a few µs
+        # per field where a torch conversion and ``index_copy_`` took tens (about 0.15 ms per
+        # env step in a training loop; docs/performance.md).
+        self._host_views = (
+            {k: v.numpy() for k, v in (*self._data.items(), ("flags", self._flags))}
+            if self.device.type == "cpu"
+            else None
+        )
         # The newest rows' (truncated, valid, may-go-on) on the host: the next add links them.
         none = np.zeros(self.num_envs, dtype=bool)
         self._newest: tuple[np.ndarray, np.ndarray, np.ndarray] = (none, none, none)
@@ -158,17 +166,18 @@ class ReplayBuffer:
             flags[:first, 0], flags[:first, 1] = prev_trunc, prev_valid
             flags[:first, 2] = prev_cont & valid_host[:num_envs]
         rows = np.arange(self.pos - first, self.pos + n) % self.capacity
-        flag_idx = torch.as_tensor(rows, device=self.device)
-        idx = flag_idx[first:]
         values = dict(zip(_FIELDS, (obs, action, reward, next_obs, terminated)))
-        dropped = None if valid_host.all() else torch.as_tensor(~valid_host, device=self.device)
-        for key, value in values.items():
-            src = torch.as_tensor(value if torch.is_tensor(value) else np.asarray(value))
-            src = src.to(self.device, torch.float32).reshape(n, *self._data[key].shape[1:])
-            if dropped is not None:  # the data of a dropped row may be NaN: store zeros
-                src = src.masked_fill(dropped.view(n, *([1] * (src.dim() - 1))), 0.0)
-            self._data[key].index_copy_(0, idx, src)
-        self._flags.index_copy_(0, flag_idx, torch.from_numpy(flags).to(self.device))
+        dropped = None if valid_host.all() else ~valid_host  # their data may be NaN: store zeros
+        if self._host_views is not None:
+            for key, value in values.items():
+                src = np.array(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
+                src = src.reshape(n, *self._data[key].shape[1:])
+                if dropped is not None:
+                    src[dropped] = 0.0
+                self._host_views[key][rows[first:]] = src
+            self._host_views["flags"][rows] = flags
+        else:
+            self._add_on_device(rows, first, values, dropped, flags)
         self._newest = (trunc_host[-num_envs:], valid_host[-num_envs:], cont[-num_envs:])
         host_idx = rows[first:]
         overwritten = np.count_nonzero(self._valid_host[host_idx])
@@ -176,6 +185,23 @@ class ReplayBuffer:
         self._valid_host[host_idx] = valid_host
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
+
+    def _add_on_device(
+        self, rows: np.ndarray, first: int, values: dict[str, Any], dropped: Any, flags: np.ndarray
+    ) -> None:
+        """``add``'s writes to a buffer off the CPU: the flags at ``rows``, the fields at
+        ``rows[first:]``, dropped rows zeroed."""
+        n = len(rows) - first
+        flag_idx = torch.as_tensor(rows, device=self.device)
+        idx = flag_idx[first:]
+        mask = None if dropped is None else torch.as_tensor(dropped, device=self.device)
+        for key, value in values.items():
+            src = torch.as_tensor(value if torch.is_tensor(value) else np.asarray(value))
+            src = src.to(self.device, torch.float32).reshape(n, *self._data[key].shape[1:])
+            if mask is not None:
+                src = src.masked_fill(mask.view(n, *([1] * (src.dim() - 1))), 0.0)
+            self._data[key].index_copy_(0, idx, src)
+        self._flags.index_copy_(0, flag_idx, torch.from_numpy(flags).to(self.device))
 
     def end_streams(self) -> None:
         """The episodes of the newest rows will not go on (a resume that had to start new
@@ -209,7 +235,12 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=self.generator)
         if self._num_valid < self.size:
             idx = self._redraw_invalid(idx)
-        if n_step == 1:  # the hot path: index_select is cheaper than indexing with idx
+        if n_step == 1 and self._host_views is not None:  # the hot path, on the CPU: NumPy takes
+            rows = idx.numpy()
+            obs, action, reward, next_obs, term = (self._host_views[k][rows] for k in _FIELDS)
+            fields = (obs, action, reward, next_obs, term, gamma * (1.0 - term))
+            return Batch(*(torch.from_numpy(x) for x in fields))
+        if n_step == 1:  # index_select is cheaper than indexing with idx
             obs, action, reward, next_obs, terminated = (self._data[k].index_select(0, idx) for k in _FIELDS)
             return Batch(obs, action, reward, next_obs, terminated, gamma * (1.0 - terminated))
         return self._n_step_batch(idx, n_step, gamma)

@@ -433,3 +433,37 @@ def test_n_step_clear_errors():
         ReplayBuffer(8, OBS_DIM, ACT_DIM, num_envs=2).add(*transitions(range(3)))
     with pytest.raises(ValueError, match="n_step must be >= 1"):
         filled(4, 4).sample(1, n_step=0)
+
+
+def test_the_cpu_paths_store_and_sample_what_the_device_paths_do():
+    """A CPU buffer writes and samples through NumPy views of its tensors; a buffer on another
+    device uses torch ops. Forced on the CPU, the torch ops give the same state and the same
+    batches, bit for bit: float64, float32, int and bool inputs, torch and NumPy, dropped rows
+    holding NaN stored as zeros, truncations, and the wrap-around of a full buffer."""
+    rng = np.random.default_rng(0)
+    views, torch_ops = (ReplayBuffer(10, OBS_DIM, ACT_DIM, num_envs=2) for _ in range(2))
+    torch_ops._host_views = None  # the writes a CUDA buffer makes
+    for t in range(8):
+        obs = rng.normal(size=(2, OBS_DIM))
+        if t == 3:
+            obs[1, 0] = np.nan
+        fields = (
+            obs,
+            torch.as_tensor(rng.uniform(-1, 1, (2, ACT_DIM)), dtype=torch.float32),
+            rng.normal(size=2),
+            torch.as_tensor(rng.normal(size=(2, OBS_DIM))),
+            np.array([t == 5, False]),
+            np.array([0, int(t == 6)]),
+            np.array([True, t != 3]),
+        )
+        for buffer in (views, torch_ops):
+            buffer.add(*fields)
+    a, b = views.state_dict(), torch_ops.state_dict()
+    assert a.keys() == b.keys() and a["data"].keys() == b["data"].keys()
+    for key in a["data"]:
+        assert torch.equal(a["data"][key], b["data"][key]), key
+    assert not torch.isnan(a["data"]["obs"]).any()
+    assert (a["pos"], a["size"]) == (b["pos"], b["size"]) == (6, 10)
+    for n_step in (1, 3, 1):
+        batches = views.sample(64, n_step, 0.9), torch_ops.sample(64, n_step, 0.9)
+        assert all(torch.equal(x, y) for x, y in zip(*batches)), n_step
