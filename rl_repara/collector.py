@@ -87,13 +87,13 @@ class Collector:
         stored_next = _final_obs(next_obs, info)
         keep = np.ones(self.num_envs, dtype=bool)
         bad = check_step(self.env_id, self.env_steps, stored_next, reward, self.obs_shape)
-        if bad is None:
+        if bad is None and stored_next is not next_obs:  # an episode ended: check the new obs too
             bad = check_step(self.env_id, self.env_steps, next_obs, reward, self.obs_shape)
         if bad is not None:
             keep = self._nonfinite(bad, stored_next, reward)
         done = terminated | truncated
         restarted = np.zeros_like(done)
-        if not np.isfinite(next_obs).all():
+        if bad is not None and not np.isfinite(next_obs).all():  # (bad is None: all finite)
             next_obs, restarted = self._restart_nonfinite(next_obs, done)
         episodes = self._track_episodes(reward, done, keep)
         self.obs = next_obs
@@ -152,7 +152,8 @@ class Collector:
     def _track_episodes(
         self, reward: np.ndarray, done: np.ndarray, keep: np.ndarray
     ) -> list[tuple[float, int]]:
-        self.ep_return += np.where(keep, np.nan_to_num(reward), 0.0)
+        # every kept reward is finite (checked in step); a dropped one may not be
+        self.ep_return += reward if keep.all() else np.where(keep, np.nan_to_num(reward), 0.0)
         self.ep_length += keep
         ended = []
         for i in np.flatnonzero(done):

@@ -147,7 +147,8 @@ class Trainer:
         return unit, env_actions
 
     def learn(self) -> None:
-        """``utd · num_envs`` SAC updates, once ``learning_starts`` env steps are collected."""
+        """``utd · num_envs`` SAC updates, once ``learning_starts`` env steps are collected;
+        with ``acts_in_update`` the last one also draws the actions of the next ``collect``."""
         if self.global_step < self.cfg.agent.learning_starts:
             return
         agent = self.cfg.agent
