@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks import EnsembleLinear, ensemble_linear, ensemble_linear_split
+from .networks import EnsembleLinear, ensemble_linear
 from .norm_layers import check_norm, make_norm
 
 __all__ = ["QEnsemble"]
@@ -76,18 +76,12 @@ class QEnsemble(nn.Module):
         renorm follow ``self.training`` (train mode also updates the renorm statistics).
         """
         obs, action, batch = self._flatten(obs, action)
-        # compiled, with detached weights (the actor loss): only the action needs a gradient
-        split = detach_params and self.in_norm is None and torch.compiler.is_compiling()
         x = torch.cat([obs, action], dim=-1)
         if self.in_norm is not None:
             x = self.in_norm(x, detach_params)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            if i == 0 and split:
-                first = cast(EnsembleLinear, layer)
-                x = ensemble_linear_split(obs, action, first.weight.detach(), first.bias.detach())
-            else:
-                x = layer(x, detach_params)
+            x = layer(x, detach_params)
             if i < last:
                 if self.dropout > 0:
                     x = F.dropout(x, self.dropout, self.training)

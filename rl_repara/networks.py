@@ -11,7 +11,7 @@ from torch import nn
 
 from .norm_layers import BatchRenorm, check_norm, make_norm
 
-__all__ = ["mlp", "EnsembleLinear", "ensemble_linear", "ensemble_linear_split"]
+__all__ = ["mlp", "EnsembleLinear", "ensemble_linear"]
 
 
 def mlp(
@@ -100,22 +100,3 @@ def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     if x.dim() == 2:
         x = x.expand(weight.shape[0], *x.shape)
     return torch.baddbmm(bias, x, weight)
-
-
-def ensemble_linear_split(
-    x: torch.Tensor, a: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    """``ensemble_linear([x, a], weight, bias)`` for shared inputs ``x [B, n]`` and ``a [B,
-    m]``, of which ``a`` is the one differentiated: ``y[k] = x W[k, :n] + Σ_j a_j W[k, n + j]
-    + b[k]``.
-
-    The ``a`` term is a multiply and a sum, which a compiled graph turns into a loop fused
-    with its neighbours; its gradient, ``∂y/∂a_j = W[k, n + j]``, is then a reduction over the
-    m columns of ``a`` alone. The matmul form's gradient computes all n + m input columns (at
-    HalfCheetah's sizes a ``[2, 256, 256] × [2, 256, 23]`` batched matmul, about 0.1 ms of a
-    compiled CPU update). Eager, the broadcast product would be a ``[N, B, m, out]`` tensor:
-    use ``ensemble_linear`` there.
-    """
-    n = x.shape[-1]
-    y = torch.baddbmm(bias, x.expand(weight.shape[0], *x.shape), weight[:, :n])
-    return y + (a[None, :, :, None] * weight[:, None, n:, :]).sum(2)

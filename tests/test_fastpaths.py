@@ -2,8 +2,7 @@
 
 - ``QEnsemble.min_q`` (CPU fp32: each row back-propagated through the critic that wins the min)
   against per-member ``nn.Linear`` MLPs in float64 and autograd's ``min``;
-- ``ensemble_linear``'s one-output-column path against a plain matmul, and
-  ``ensemble_linear_split`` (the critics' first layer in a compiled actor loss) against it;
+- ``ensemble_linear``'s one-output-column path against a plain matmul;
 - the policy's sampling without a distribution object (``sample_unit``, ``unit_action``)
   against ``TanhNormal``, bit for bit;
 - ``SAC.update`` (one backward for actor and α) against a reference update written with plain
@@ -23,7 +22,7 @@ from torch import nn
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
 from rl_repara.losses import actor_loss, alpha_loss, critic_loss, polyak_update
-from rl_repara.networks import ensemble_linear, ensemble_linear_split
+from rl_repara.networks import ensemble_linear
 
 OBS_DIM, ACT_DIM, N, HIDDEN, B = 5, 3, 2, [16, 16], 64
 
@@ -119,23 +118,6 @@ def test_ensemble_linear_equals_a_matmul_per_member(shared_input, out_dim):
     weights = torch.randn_like(y)
     grads = torch.autograd.grad((y * weights).sum(), [x, w, b])
     for g, g_ref in zip(grads, torch.autograd.grad((y_ref * weights).sum(), [x, w, b])):
-        torch.testing.assert_close(g, g_ref)
-
-
-def test_ensemble_linear_split_is_ensemble_linear_of_the_joined_inputs():
-    """The first layer on ``[x, a]`` with the ``a`` columns as a multiply-sum: the values and
-    the gradients for ``x``, ``a``, weight and bias of ``ensemble_linear`` on the joined
-    input, in float64."""
-    w = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, 1, 5, dtype=torch.float64, requires_grad=True)
-    x = torch.randn(10, 4, dtype=torch.float64, requires_grad=True)
-    a = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
-    y = ensemble_linear_split(x, a, w, b)
-    y_ref = ensemble_linear(torch.cat([x, a], dim=-1), w, b)
-    torch.testing.assert_close(y, y_ref)
-    weights = torch.randn_like(y)
-    grads = torch.autograd.grad((y * weights).sum(), [x, a, w, b])
-    for g, g_ref in zip(grads, torch.autograd.grad((y_ref * weights).sum(), [x, a, w, b])):
         torch.testing.assert_close(g, g_ref)
 
 
