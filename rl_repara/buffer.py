@@ -170,8 +170,9 @@ class ReplayBuffer:
         dropped = None if valid_host.all() else ~valid_host  # their data may be NaN: store zeros
         if self._host_views is not None:
             for key, value in values.items():
-                src = np.array(value.detach().cpu() if torch.is_tensor(value) else value, dtype=np.float32)
-                src = src.reshape(n, *self._data[key].shape[1:])
+                if torch.is_tensor(value):  # any dtype (bf16 has no NumPy twin); np.array copies
+                    value = value.detach().to("cpu", torch.float32)
+                src = np.array(value, dtype=np.float32).reshape(n, *self._data[key].shape[1:])
                 if dropped is not None:
                     src[dropped] = 0.0
                 self._host_views[key][rows[first:]] = src

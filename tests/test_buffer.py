@@ -438,18 +438,19 @@ def test_n_step_clear_errors():
 def test_the_cpu_paths_store_and_sample_what_the_device_paths_do():
     """A CPU buffer writes and samples through NumPy views of its tensors; a buffer on another
     device uses torch ops. Forced on the CPU, the torch ops give the same state and the same
-    batches, bit for bit: float64, float32, int and bool inputs, torch and NumPy, dropped rows
-    holding NaN stored as zeros, truncations, and the wrap-around of a full buffer."""
+    batches, bit for bit: float64, float32, bf16, int and bool inputs, torch and NumPy, dropped
+    rows holding NaN stored as zeros (the caller's tensor left as it was), truncations, and the
+    wrap-around of a full buffer."""
     rng = np.random.default_rng(0)
     views, torch_ops = (ReplayBuffer(10, OBS_DIM, ACT_DIM, num_envs=2) for _ in range(2))
     torch_ops._host_views = None  # the writes a CUDA buffer makes
     for t in range(8):
-        obs = rng.normal(size=(2, OBS_DIM))
+        obs = torch.as_tensor(rng.normal(size=(2, OBS_DIM)), dtype=torch.float32)
         if t == 3:
             obs[1, 0] = np.nan
         fields = (
             obs,
-            torch.as_tensor(rng.uniform(-1, 1, (2, ACT_DIM)), dtype=torch.float32),
+            torch.as_tensor(rng.uniform(-1, 1, (2, ACT_DIM)), dtype=torch.bfloat16),
             rng.normal(size=2),
             torch.as_tensor(rng.normal(size=(2, OBS_DIM))),
             np.array([t == 5, False]),
@@ -458,6 +459,7 @@ def test_the_cpu_paths_store_and_sample_what_the_device_paths_do():
         )
         for buffer in (views, torch_ops):
             buffer.add(*fields)
+        assert t != 3 or torch.isnan(obs[1, 0]), "the caller's dropped row was zeroed in place"
     a, b = views.state_dict(), torch_ops.state_dict()
     assert a.keys() == b.keys() and a["data"].keys() == b["data"].keys()
     for key in a["data"]:
