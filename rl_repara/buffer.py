@@ -96,11 +96,7 @@ class ReplayBuffer:
         # On the CPU, NumPy views of the same memory: ``add`` writes through them, a few µs
         # per field where a torch conversion and ``index_copy_`` took tens (about 0.15 ms per
         # env step in a training loop; docs/performance.md).
-        self._host_views = (
-            {k: v.numpy() for k, v in (*self._data.items(), ("flags", self._flags))}
-            if self.device.type == "cpu"
-            else None
-        )
+        self._host_views = self._numpy_views()
         # The newest rows' (truncated, valid, may-go-on) on the host: the next add links them.
         none = np.zeros(self.num_envs, dtype=bool)
         self._newest: tuple[np.ndarray, np.ndarray, np.ndarray] = (none, none, none)
@@ -112,6 +108,20 @@ class ReplayBuffer:
         self.pos, self.size = 0, 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
+
+    def _numpy_views(self) -> dict[str, np.ndarray] | None:
+        """NumPy views of the fields and flags of a CPU buffer (None on other devices)."""
+        if self.device.type != "cpu":
+            return None
+        return {k: v.numpy() for k, v in (*self._data.items(), ("flags", self._flags))}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickle) gets views of its own tensors, not of these."""
+        return {k: v for k, v in self.__dict__.items() if k != "_host_views"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._host_views = self._numpy_views()
 
     def __len__(self) -> int:
         """Stored transitions, invalid ones included."""
@@ -188,7 +198,12 @@ class ReplayBuffer:
         self.size = min(self.size + n, self.capacity)
 
     def _add_on_device(
-        self, rows: np.ndarray, first: int, values: dict[str, Any], dropped: Any, flags: np.ndarray
+        self,
+        rows: np.ndarray,
+        first: int,
+        values: dict[str, Any],
+        dropped: np.ndarray | None,
+        flags: np.ndarray,
     ) -> None:
         """``add``'s writes to a buffer off the CPU: the flags at ``rows``, the fields at
         ``rows[first:]``, dropped rows zeroed."""
@@ -239,7 +254,7 @@ class ReplayBuffer:
         if n_step == 1 and self._host_views is not None:  # the hot path, on the CPU: NumPy takes
             rows = idx.numpy()
             obs, action, reward, next_obs, term = (self._host_views[k][rows] for k in _FIELDS)
-            fields = (obs, action, reward, next_obs, term, gamma * (1.0 - term))
+            fields = (obs, action, reward, next_obs, term, np.float32(gamma) * (1.0 - term))
             return Batch(*(torch.from_numpy(x) for x in fields))
         if n_step == 1:  # index_select is cheaper than indexing with idx
             obs, action, reward, next_obs, terminated = (self._data[k].index_select(0, idx) for k in _FIELDS)

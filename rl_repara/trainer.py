@@ -95,7 +95,7 @@ class Trainer:
         # with white noise and raw observations, where they are the actions explore() would
         # draw, and one update per step (more would compile a second graph, for the updates
         # that do not act).
-        self.acts_in_update = (
+        self.acts_in_update: bool = (
             self.sac.compiled_whole_update
             and cfg.agent.utd * cfg.num_envs == 1
             and self.noise is None
@@ -148,7 +148,9 @@ class Trainer:
 
     def learn(self) -> None:
         """``utd · num_envs`` SAC updates, once ``learning_starts`` env steps are collected;
-        with ``acts_in_update`` the last one also draws the actions of the next ``collect``."""
+        with ``acts_in_update`` the last one also draws the actions of the next ``collect``
+        (so each ``learn`` draws them, the last of a run too; two ``learn`` calls in a row
+        replace the first one's)."""
         if self.global_step < self.cfg.agent.learning_starts:
             return
         agent = self.cfg.agent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 
 import numpy as np
@@ -469,3 +470,21 @@ def test_the_cpu_paths_store_and_sample_what_the_device_paths_do():
     for n_step in (1, 3, 1):
         batches = views.sample(64, n_step, 0.9), torch_ops.sample(64, n_step, 0.9)
         assert all(torch.equal(x, y) for x, y in zip(*batches)), n_step
+
+
+def test_a_copied_buffer_writes_into_its_own_tensors():
+    """``copy.deepcopy`` (or pickle) of a CPU buffer: the copy's NumPy views are of its own
+    tensors, so what it stores is in its state and its samples, and the original is untouched."""
+
+    def rows(n: int, value: float) -> tuple[np.ndarray, ...]:
+        obs = np.full((n, OBS_DIM), value)
+        return obs, np.zeros((n, ACT_DIM)), np.full(n, value), obs, np.zeros(n)
+
+    original = ReplayBuffer(8, OBS_DIM, ACT_DIM)
+    original.add(*rows(2, 0.0))
+    copied = copy.deepcopy(original)
+    copied.add(*rows(6, 7.0))
+    assert torch.equal(copied.state_dict()["data"]["obs"][2:], torch.full((6, OBS_DIM), 7.0))
+    assert copied.state_dict()["data"]["valid"].all()
+    assert set(copied.sample(200).reward.tolist()) == {0.0, 7.0}
+    assert len(original) == 2 and original.state_dict()["data"]["obs"].abs().sum() == 0

@@ -254,34 +254,45 @@ def test_every_sac_family_preset_resumes_bit_exactly(tmp_path, variant):
     _assert_same_weights(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed"))
 
 
-def _stepped(
-    run_dir: Path, steps: int, acts_in_update: bool, state: Optional[dict[str, Any]] = None
-) -> Trainer:
-    """A Trainer of the tiny Pendulum config, fresh or loaded from ``state``, after collect +
-    learn iterations up to ``steps`` env steps, with ``acts_in_update`` forced."""
+def _trainer(run_dir: Path, state: Optional[dict[str, Any]] = None, **agent: Any) -> Trainer:
+    """A Trainer of the tiny Pendulum config (``agent`` overrides), fresh or loaded from
+    ``state``."""
     cfg = _config(run_dir, eval_every=0)
+    for key, value in agent.items():
+        setattr(cfg.agent, key, value)
     cfg.validate()
     seed_everything(cfg.seed)
     trainer = Trainer(cfg, run_dir, torch.device("cpu"))
-    trainer.acts_in_update = acts_in_update
     if state is None:
         trainer.start()
     else:
         trainer.load_state_dict(state)
+    return trainer
+
+
+def _step_to(trainer: Trainer, steps: int) -> Trainer:
+    """Collect + learn iterations up to ``steps`` env steps."""
     while trainer.global_step < steps:
         trainer.collect()
         trainer.learn()
     return trainer
 
 
+def _stepped(
+    run_dir: Path, steps: int, acts_in_update: bool, state: Optional[dict[str, Any]] = None
+) -> Trainer:
+    """``_trainer`` with ``acts_in_update`` forced, stepped to ``steps``."""
+    trainer = _trainer(run_dir, state)
+    trainer.acts_in_update = acts_in_update
+    return _step_to(trainer, steps)
+
+
 def _assert_same_run(a: Trainer, b: Trainer) -> None:
     data_a, data_b = a.buffer.state_dict()["data"], b.buffer.state_dict()["data"]
     differ = [k for k in data_a if not torch.equal(data_a[k], data_b[k])]
     assert not differ, f"stored transitions differ: {differ}"
-    _assert_same_weights(
-        {f"policy.{k}": v for k, v in a.sac.policy.state_dict().items()},
-        {f"policy.{k}": v for k, v in b.sac.policy.state_dict().items()},
-    )
+    for name in ("policy", "critics"):
+        _assert_same_weights(getattr(a.sac, name).state_dict(), getattr(b.sac, name).state_dict())
 
 
 def test_actions_drawn_by_the_update_change_nothing_and_resume_bit_exactly(tmp_path):
@@ -299,3 +310,34 @@ def test_actions_drawn_by_the_update_change_nothing_and_resume_bit_exactly(tmp_p
     _assert_same_run(fused, resumed)
     for trainer in (plain, fused, part, resumed):
         trainer.close()
+
+
+def test_a_compiled_run_acts_in_its_update_and_resumes_bit_exactly(tmp_path):
+    """With ``agent.compile=true`` the update draws the next actions in its graph; a state saved
+    with those actions pending resumes to the same transitions and weights, bit for bit."""
+    straight = _step_to(_trainer(tmp_path / "straight", compile=True), 180)
+    assert straight.acts_in_update
+    state = copy.deepcopy(straight.state_dict())
+    assert state["next_actions"] is not None
+    _step_to(straight, 200)
+    resumed = _step_to(_trainer(tmp_path / "resumed", state, compile=True), 200)
+    _assert_same_run(straight, resumed)
+    for trainer in (straight, resumed):
+        trainer.close()
+
+
+@pytest.mark.parametrize(
+    "agent, acts",
+    [
+        ({"compile": True}, True),
+        ({"compile": True, "noise_beta": 1.0}, False),  # colored ε comes from the noise process
+        ({"compile": True, "normalize_obs": True}, False),  # acting updates the statistics
+        ({"compile": True, "utd": 2}, False),  # the updates that do not act: a second graph
+        ({}, False),  # eager: nothing to save
+    ],
+    ids=["compiled", "colored-noise", "normalize-obs", "utd-2", "eager"],
+)
+def test_the_update_acts_only_where_it_draws_what_explore_draws(tmp_path, agent, acts):
+    trainer = _trainer(tmp_path, **agent)
+    assert trainer.acts_in_update is acts
+    trainer.close()
