@@ -36,5 +36,5 @@ def explore(
     if random_actions is not None:
         return policy.to_unit(torch.as_tensor(random_actions, device=device)).cpu().numpy(), random_actions
     eps = None if noise is None else torch.as_tensor(noise.sample(), device=device)  # colored ε
-    unit = policy.unit_action(obs_t, eps)  # y = tanh(μ + σ·ε)
-    return unit.cpu().numpy(), policy.to_env(unit).cpu().numpy()
+    unit, env_action = policy.unit_and_env_action(obs_t, eps)  # y = tanh(μ + σ·ε), mid + half·y
+    return unit.cpu().numpy(), env_action.cpu().numpy()

@@ -148,6 +148,14 @@ class TanhGaussianPolicy(nn.Module):
             eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
         return torch.tanh(mu + std * eps)
 
+    def unit_and_env_action(
+        self, obs: torch.Tensor, eps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y, a)``: the sample ``y = unit_action(obs, eps)`` in the unit box (what the
+        replay buffer stores) and ``a = to_env(y)`` in env units (what the env gets)."""
+        unit = self.unit_action(obs, eps)
+        return unit, self.to_env(unit)
+
     def _mid_half(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``mid = (high + low)/2`` and ``half = (high − low)/2`` of the action bounds."""
         return (self.action_high + self.action_low) / 2, (self.action_high - self.action_low) / 2

@@ -224,8 +224,8 @@ class SAC:
 
     def update_and_act(self, batch: Batch, obs: torch.Tensor) -> tuple[Info, Actions]:
         """``update_tensors(batch)``, then an action of the updated policy for ``obs [B,
-        obs_dim]``: ``(y, a)`` with ``y = policy.unit_action(obs)`` (white noise: the draw
-        acting right after this update would make) and ``a = policy.to_env(y)``.
+        obs_dim]``: ``(y, a) = policy.unit_and_env_action(obs)``, white noise (the draw acting
+        right after this update would make).
 
         The compiled whole update samples inside its graph, which saves the separate acting
         pass (about 0.3 ms per env step on CPU: docs/performance.md). The policy's observation
@@ -234,8 +234,7 @@ class SAC:
         info, actions = self._update(batch, obs)
         if actions is None:  # the eager update: act after it
             with torch.inference_mode():
-                unit = self.policy.unit_action(obs)
-                actions = (unit, self.policy.to_env(unit))
+                actions = self.policy.unit_and_env_action(obs)
         return info, actions
 
     def _update(self, batch: Batch, act_on: Optional[torch.Tensor]) -> tuple[Info, Optional[Actions]]:

@@ -151,8 +151,8 @@ def make_update(sac: SAC) -> Update:
     ``torch.no_grad`` (the gradients are ``torch.func``'s). Its arithmetic is
     ``SAC._update_step``'s; compile it with ``torch.compile``. With observations ``act_on``
     the updated policy then samples an action for them, inside the same graph: ``actions`` is
-    ``(y, a)``, the unit-box ``y = policy.unit_action(act_on)`` (the draw acting right after
-    the update makes) and the env-unit ``a = policy.to_env(y)``; else ``None``."""
+    ``(y, a) = policy.unit_and_env_action(act_on)`` (the draw acting right after the update
+    makes); else ``None``."""
     cfg = sac.config
     nets = Networks(sac.policy, sac.critics, sac.target_critics)
     critic_params: list[torch.Tensor] = list(sac.critics.parameters())
@@ -195,10 +195,7 @@ def make_update(sac: SAC) -> Update:
             if target_step and target_params:
                 polyak_update(target_params, critic_params, cfg.tau)
             info.pop("log_prob", None)
-            if act_on is None:
-                return info, None
-            unit = sac.policy.unit_action(act_on)
-            return info, (unit, sac.policy.to_env(unit))
+            return info, None if act_on is None else sac.policy.unit_and_env_action(act_on)
 
     # a code object of its own: torch.compile keeps its graphs (and its limit of 8
     # recompilations) per code object, so each learner gets its own graph, however many
