@@ -209,16 +209,8 @@ def compile_update(sac: SAC) -> Update:
     """``make_update(sac)`` under ``torch.compile`` with ``COMPILE_OPTIONS``; the graph is
     built at the first call.
 
-    Dynamo builds its guards with dict tags (``use_recursive_dict_tags_for_guards``): on a
-    call where a module's ``__dict__`` and those beneath it are unchanged since the last one,
-    the guards of that subtree are skipped, since nothing in it can have changed but tensor
-    contents. The setting is in force inside each call, where every (re)compile happens.
+    Dynamo's guards run with torch's defaults: ``use_recursive_dict_tags_for_guards`` (1.4-1.8 %
+    faster here) is left off, as PyTorch turned it off after segfault reports (pytorch#181873)
+    and it does not exist before torch 2.10.
     """
-    compiled = torch.compile(make_update(sac), options=COMPILE_OPTIONS)
-    dict_tag_guards = torch._dynamo.config.patch(use_recursive_dict_tags_for_guards=True)
-
-    def update(*args: Any) -> tuple[Info, Optional[Actions]]:  # make_update's arguments
-        with dict_tag_guards:
-            return compiled(*args)
-
-    return update
+    return torch.compile(make_update(sac), options=COMPILE_OPTIONS)

@@ -245,9 +245,9 @@ def test_compiled_bf16_update_stays_close_to_eager_bf16(fresh_dynamo):
 
 
 def test_the_compiled_update_sees_a_module_attribute_changed_after_it_compiled(fresh_dynamo):
-    """Its guards skip the modules whose dicts did not change (``compile_update``), but not a
-    changed one: with the policy's log-std bounds narrowed after the first update, the compiled
-    update compiles again and still matches the eager update."""
+    """Its guards see a module attribute changed after the first update: with the policy's
+    log-std bounds narrowed, the compiled update compiles again and still matches the eager
+    update (a guard setting that skips unchanged-looking modules must not hide it)."""
     eager, compiled = compiled_beside_eager(1, 1e-4)
     for sac in (eager, compiled):
         sac.policy.log_std_bounds = (-1.0, 0.5)
