@@ -5,7 +5,14 @@ Training happens in a child process; the parent reads the child's progress lines
 (``[rl_repara] step N/T ...``, one per ``--log-every`` env steps) and, at each one, the child's
 resident set size from ``/proc/<pid>/status`` (``VmRSS``). Once the buffer is full the
 memory should be flat: the script fits a line to RSS over env steps in that window and prints
-the growth per 10k env steps and a verdict.
+the growth per 10k env steps and a verdict. The fitted line rises by ``g·W/10⁴`` MiB over a
+window of ``W`` env steps at a growth of ``g`` MiB per 10k steps; the verdict is
+
+    GROWING  if  g·W/10⁴ > max(NOISE_MIB, FLAT_MIB_PER_10K·W/10⁴),  else flat
+
+so a long run is judged by its rate, and a short one is not called GROWING for a rise smaller
+than the steps in which the allocator takes memory. ``--leak-kib-per-step`` (hidden, for the
+test that checks the verdict) makes the child keep that much more memory at every env step.
 
     python scripts/soak.py --steps 40000          # a few minutes on one thread
 """
@@ -24,6 +31,7 @@ import numpy as np
 
 STEP_LINE = re.compile(r"^\[rl_repara\] step (\d+)/\d+")
 FLAT_MIB_PER_10K = 1.0  # growth below this (after the buffer is full) counts as flat
+NOISE_MIB = 2.0  # a rise below this over the whole window counts as flat (allocator steps)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--env", default="Pendulum-v1")
     p.add_argument("--run-dir", default=None, help="default: a temporary dir, removed after")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--leak-kib-per-step", type=int, default=0, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -47,6 +56,8 @@ def child(args: argparse.Namespace) -> None:
     from rl_repara import SACConfig, TrainConfig, train
     from rl_repara.config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig
 
+    if args.leak_kib_per_step > 0:
+        _inject_leak(args.leak_kib_per_step * 1024)
     train(
         TrainConfig(
             env=EnvConfig(id=args.env),
@@ -68,12 +79,28 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
+def _inject_leak(nbytes: int) -> None:
+    """Make every ``Trainer.collect`` call (one vector env step) keep ``nbytes`` more bytes
+    alive: a leak the verdict must call GROWING. The bytes are written, so they are resident."""
+    from rl_repara.trainer import Trainer
+
+    kept: list[bytearray] = []
+    collect = Trainer.collect
+
+    def leaky_collect(self: Trainer) -> None:
+        kept.append(bytearray(b"\x01") * nbytes)
+        collect(self)
+
+    Trainer.collect = leaky_collect  # type: ignore[method-assign]
+
+
 def rss_mib(pid: int) -> float:
-    """Resident set size of process ``pid`` in MiB (Linux ``/proc``)."""
+    """Resident set size of process ``pid`` in MiB (Linux ``/proc``); NaN once it has exited
+    (a zombie has no ``VmRSS``)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+    return float("nan")
 
 
 def watch(args: argparse.Namespace, run_dir: str) -> list[tuple[int, float, float]]:
@@ -84,8 +111,9 @@ def watch(args: argparse.Namespace, run_dir: str) -> list[tuple[int, float, floa
         for line in proc.stdout:
             match = STEP_LINE.match(line)
             if match:
-                elapsed = time.perf_counter() - start
-                samples.append((int(match.group(1)), rss_mib(proc.pid), elapsed))
+                rss = rss_mib(proc.pid)
+                if np.isfinite(rss):  # a line read after the child exited has no RSS
+                    samples.append((int(match.group(1)), rss, time.perf_counter() - start))
             elif "eval return" in line or "WARNING" in line:
                 print(line.rstrip())
     if proc.returncode != 0:
@@ -117,12 +145,23 @@ def report(samples: list[tuple[int, float, float]], args: argparse.Namespace) ->
             f"verdict: too short to judge (buffer full at step {full}; need >= 3 samples after step {settle})"
         )
         return
-    verdict = "flat" if slope < FLAT_MIB_PER_10K else "GROWING"
+    steps = [s for s, _, _ in samples if s > settle]
+    rise, bound = verdict_bound(slope, steps[-1] - steps[0])
     print(
         f"after step {settle} ({n} samples): RSS {min(rss):.1f}..{max(rss):.1f} MiB, "
-        f"growth {slope:+.2f} MiB per 10k env steps"
+        f"growth {slope:+.2f} MiB per 10k env steps, {rise:+.2f} MiB over the window"
     )
-    print(f"verdict: {verdict} (threshold {FLAT_MIB_PER_10K} MiB per 10k steps)")
+    verdict = "GROWING" if rise > bound else "flat"
+    print(
+        f"verdict: {verdict} (bound {bound:.2f} MiB over the window: {FLAT_MIB_PER_10K} MiB per 10k "
+        f"steps, at least {NOISE_MIB} MiB)"
+    )
+
+
+def verdict_bound(slope: float, span: int) -> tuple[float, float]:
+    """``(rise, bound)``: the fitted line's rise over a window of ``span`` env steps at
+    ``slope`` MiB per 10k steps, and the most it may rise and still count as flat."""
+    return slope * span / 10_000, max(NOISE_MIB, FLAT_MIB_PER_10K * span / 10_000)
 
 
 def main() -> None:

@@ -4,11 +4,15 @@ dropout and LayerNorm critics, and a one-line error for knobs that make no sense
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import pytest
 import torch
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
 from rl_repara.losses import critic_loss, quantile_huber_loss
+from rl_repara.norm_layers import BatchRenorm
 
 OBS_DIM, ACT_DIM = 3, 2
 
@@ -104,14 +108,37 @@ def test_crossq_has_no_target_network_and_its_joint_pass_equals_two_passes_in_ev
 
 def test_crossq_batch_statistics_cover_both_halves_of_the_joint_pass():
     """In train mode the joint pass normalizes (s, a) and (s', a') with the statistics of both:
-    the loss differs from two train-mode passes, and the running statistics moved."""
-    cfg = SACConfig(target_network=False, critic_norm="batchrenorm", hidden_sizes=[16])
+    the loss differs from two train-mode passes, each Batch Renorm layer sees both halves' 2B
+    rows in one call, and an update moves every running statistic."""
+    cfg = SACConfig(target_network=False, critic_norm="batchrenorm", hidden_sizes=[16, 16])
     sac = SAC(_policy(), cfg)
-    before = {k: v.clone() for k, v in sac.critics.state_dict().items() if "running" in k}
-    assert before, "no Batch Renorm statistics in the critics' state_dict"
+    critics, batch, alpha = sac.critics.train(), _batch(32), torch.tensor(0.1)
+    fresh = copy.deepcopy(critics.state_dict())
+    norms = [m for m in critics.modules() if isinstance(m, BatchRenorm)]  # the input norm too
+    rows: list[int] = []
+    for norm in norms:
+        norm.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[-2]))
+    torch.manual_seed(0)
+    joint, _ = critic_loss(sac.policy, critics, None, alpha, batch, 0.99)
+    joint_rows = list(rows)
+    # two train-mode passes, each normalized with its own half's batch statistics
+    critics.load_state_dict(fresh)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        next_action, log_prob = sac.policy.sample_unit(batch.next_obs)
+        y = 0.99 * (critics(batch.next_obs, next_action).min(0).values - alpha * log_prob)
+    separate = (critics(batch.obs, batch.action) - y).square().mean(1).sum()
+    assert not torch.allclose(joint, separate, rtol=1e-3), (joint, separate)
+    assert joint_rows == [64] * len(norms), joint_rows
+
+    critics.load_state_dict(fresh)
     sac.update(_batch(32))
     after = sac.critics.state_dict()
-    assert any(not torch.equal(before[k], after[k]) for k in before)
+    stats = [k for k in fresh if "running" in k]
+    assert stats, "no Batch Renorm statistics in the critics' state_dict"
+    assert all(not torch.equal(fresh[k], after[k]) for k in stats), [
+        k for k in stats if torch.equal(fresh[k], after[k])
+    ]
 
 
 def test_a_batch_renorm_target_network_normalizes_with_the_running_statistics_it_copies():
@@ -167,14 +194,44 @@ def test_knobs_that_make_no_sense_get_one_line_naming_them(overrides, message):
     ids=["sac", "crossq", "tqc", "droq", "redq"],
 )
 def test_every_variant_updates_with_finite_losses_and_touches_only_its_own_parameters(preset):
+    """Update by update: the critic step changes the critics every time; the policy (weights and
+    norm statistics) and log α change on actor steps only (every ``policy_delay``-th update);
+    the target critics change only by the Polyak rule ``θ' ← θ' + τ(θ − θ')`` towards the
+    updated critics (CrossQ has none)."""
     torch.manual_seed(0)
     policy = TanhGaussianPolicy(OBS_DIM, ACT_DIM, hidden_sizes=(16,), norm=preset.get("actor_norm", "none"))
     sac = SAC(policy, SACConfig(hidden_sizes=[16], **preset))
-    policy_before = [p.detach().clone() for p in sac.policy.parameters()]
-    critics_before = [p.detach().clone() for p in sac.critics.parameters()]
-    for _ in range(3):
+    assert (sac.target_critics is None) == (preset.get("target_network") is False)
+    for n in range(1, 4):
+        before = _learner_state(sac)
         info = sac.update(_batch(16))
-    assert all(torch.isfinite(torch.tensor(v)) for v in info.values()), info
-    assert any(not torch.equal(a, b) for a, b in zip(policy_before, sac.policy.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(critics_before, sac.critics.parameters()))
+        after = _learner_state(sac)
+        assert all(torch.isfinite(torch.tensor(v)) for v in info.values()), info
+        actor_step = n % sac.config.policy_delay == 0
+        assert _differ(before["critics"], after["critics"]), f"update {n}: the critics did not move"
+        assert _differ(before["policy"], after["policy"]) == actor_step, f"update {n}: policy"
+        assert (not torch.equal(before["log_alpha"], after["log_alpha"])) == actor_step, f"update {n}: α"
+        if sac.target_critics is not None:
+            polyak = {
+                k: v.lerp(after["critics"][k], sac.config.tau) if v.is_floating_point() else v
+                for k, v in before["target"].items()
+            }
+            changed = [k for k in polyak if not torch.equal(polyak[k], after["target"][k])]
+            assert not changed, f"update {n}: target critics not θ' + τ(θ − θ'): {changed}"
     assert not sac.policy.training or "actor_norm" not in preset  # at rest in eval mode (Batch Renorm)
+
+
+def _learner_state(sac: SAC) -> dict[str, Any]:
+    """Copies of the policy's and critics' state dicts (weights and norm statistics), the
+    target critics' (empty without them) and log α."""
+    target = {} if sac.target_critics is None else sac.target_critics.state_dict()
+    return {
+        "policy": copy.deepcopy(sac.policy.state_dict()),
+        "critics": copy.deepcopy(sac.critics.state_dict()),
+        "target": copy.deepcopy(target),
+        "log_alpha": sac.log_alpha.detach().clone(),
+    }
+
+
+def _differ(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 THRESHOLD = -200.0
 BUDGET = 20_000
+EVAL_EVERY = 1_000
 SEEDS = [0, 1, 2]
 
 # Reduced sizes: (what differs from conf/agent/<name>.yaml)
@@ -49,7 +52,7 @@ def _train_pendulum(seed: int, run_dir: str, extra_agent: dict) -> tuple[int, fl
         run_dir=run_dir,
         torch_threads=1,
         agent=SACConfig(lr=1e-3, learning_starts=1_000, **extra_agent),  # the pendulum preset
-        eval=EvalConfig(every_steps=1_000, episodes=10, stop_return=THRESHOLD),
+        eval=EvalConfig(every_steps=EVAL_EVERY, episodes=10, stop_return=THRESHOLD),
         log=LogConfig(progress="none", every_steps=1_000),
     )
     result = train(cfg)
@@ -59,24 +62,42 @@ def _train_pendulum(seed: int, run_dir: str, extra_agent: dict) -> tuple[int, fl
 def _run_seeds(tmp_path, name: str) -> list[tuple[int, float | None, int]]:
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
         futures = [
-            pool.submit(_train_pendulum, s, str(tmp_path / f"{name}-s{s}"), REDUCED[name]) for s in SEEDS
+            pool.submit(_train_pendulum, s, str(_run_dir(tmp_path, name, s)), REDUCED[name]) for s in SEEDS
         ]
         results = [f.result() for f in futures]
     for seed, ret, steps in results:
-        print(f"{name} seed {seed}: eval return {ret:.1f} at {steps} env steps")
+        print(f"{name} seed {seed}: eval return {ret} at {steps} env steps")
     return results
 
 
-def _assert_learned(name: str, results) -> None:
+def _run_dir(tmp_path: Path, name: str, seed: int) -> Path:
+    return tmp_path / f"{name}-s{seed}"
+
+
+def _evals(run_dir: Path) -> list[tuple[int, float]]:
+    """``(env step, eval/mean_return)`` of every evaluation a run logged, in order."""
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars("eval/mean_return")]
+
+
+def _assert_learned(tmp_path: Path, name: str, results) -> None:
+    """Every seed reached THRESHOLD, and the steps it reports are the steps to get there: the
+    run stopped at its first evaluation at or above THRESHOLD (all earlier ones were below)."""
     for seed, ret, steps in results:
         assert ret is not None and ret >= THRESHOLD, f"{name} seed {seed}: eval return {ret} < {THRESHOLD}"
-        assert steps <= BUDGET
+        evals = _evals(_run_dir(tmp_path, name, seed))
+        first = next((step for step, value in evals if value >= THRESHOLD), None)
+        assert first == steps, (
+            f"{name} seed {seed}: first eval >= {THRESHOLD} at step {first}, but the run stopped at "
+            f"step {steps}; evals: {evals}"
+        )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["compile", "tqc", "droq", "redq"])
 def test_pendulum_learns_for_three_seeds(tmp_path, name):
-    _assert_learned(name, _run_seeds(tmp_path, name))
+    _assert_learned(tmp_path, name, _run_seeds(tmp_path, name))
 
 
 @pytest.mark.slow
@@ -86,7 +107,7 @@ def test_sac_and_crossq_learn_and_report_their_steps(tmp_path):
     4000 / 5000 steps, CrossQ 5000 / 3000 / 6000; docs/benchmarks.md), while on HalfCheetah it
     was far ahead at 10k steps."""
     sac, crossq = _run_seeds(tmp_path, "sac"), _run_seeds(tmp_path, "crossq")
-    _assert_learned("sac", sac)
-    _assert_learned("crossq", crossq)
+    _assert_learned(tmp_path, "sac", sac)
+    _assert_learned(tmp_path, "crossq", crossq)
     steps = {name: statistics.mean(s for _, _, s in r) for name, r in (("sac", sac), ("crossq", crossq))}
     print(f"mean env steps to -200: {steps}")
