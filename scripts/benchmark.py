@@ -32,6 +32,7 @@ import functools
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 import warnings
@@ -47,8 +48,10 @@ from rl_repara import SAC, EnvConfig, EvalConfig, ReplayBuffer, SACConfig, TanhG
 from rl_repara.envs import make_env
 from rl_repara.trainer import Trainer
 
-
 # ------------------------------------------------------------------------------ settings
+SPREAD_LIMIT = 1.2  # repeats whose SPS differ by more than this factor: the numbers are not trustworthy
+
+
 class Clock:
     """Wall time and this process's CPU time (all threads) since ``start``."""
 
@@ -355,6 +358,32 @@ def _bf16_hardware() -> object:
     return bf16_supported(torch.device("cpu"))
 
 
+def git_commit(root: Path | None = None) -> str:
+    """The git commit of the checkout at ``root`` (default: this script's), with ``-dirty`` when
+    a tracked file has changes, or ``unknown (not a git checkout)``."""
+    root = root or Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+
+    try:
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except OSError:
+        return "unknown (no git)"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
+def untrustworthy_summary(spreads: dict[str, float]) -> str:
+    """The closing line: which env tables the repeats' spread made untrustworthy (``WARNING``)."""
+    flagged = {name: s for name, s in spreads.items() if s > SPREAD_LIMIT}
+    if not flagged:
+        return f"repeats within {SPREAD_LIMIT:.1f}x in every env table"
+    names = ", ".join(f"{name} ({s:.1f}x)" for name, s in flagged.items())
+    return f"WARNING: untrustworthy (repeats differ by more than {SPREAD_LIMIT:.1f}x): {names}"
+
+
 def machine_facts(threads: int) -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -366,7 +395,7 @@ def machine_facts(threads: int) -> str:
     return (
         f"CPU: {model}, {os.cpu_count()} logical cores, torch ISA {torch.backends.cpu.get_cpu_capability()}, "
         f"bf16 matmul hardware {_bf16_hardware()}, torch {torch.__version__}, "
-        f"{threads} torch thread(s), load average {load}"
+        f"{threads} torch thread(s), load average {load}\nrl_repara commit {git_commit()}"
     )
 
 
@@ -391,7 +420,9 @@ def our_variants(args, base: Setting) -> list[tuple[str, Setting]]:
     return rows
 
 
-def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
+def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> float:
+    """Time the variants on one env, print the table and the ratios to SB3; return the largest
+    spread of a variant's repeats (max / min SPS)."""
     obs_dim, act_dim = env_dims(env_id)
     base = _setting(args, env_id, num_envs)
     ours = update_flops(obs_dim, act_dim, args.width, args.batch_size)
@@ -423,7 +454,7 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
             f"{rate:8.1f} {rate / roof:7.0%}  [{reps}]"
         )
     spread = max(max(t.sps for t in r) / min(t.sps for t in r) for r in runs.values())
-    if spread > 1.2:
+    if spread > SPREAD_LIMIT:
         print(
             f"  WARNING: repeats differ by {spread:.1f}x: other load on the machine; the numbers "
             "are not trustworthy (with --threads 2, one busy core stalls every parallel op)."
@@ -438,6 +469,7 @@ def headline(args, env_id: str, num_envs: int, roof: float, sb3: bool) -> None:
                 f"  SPS ratio {name} / SB3: {sps[name] / sps['SB3']:.2f}x (per repeat: {pairs}); "
                 f"CPU-time ratio {cpu:.2f}x"
             )
+    return spread
 
 
 def flop_check(args, env_id: str, sb3: bool) -> None:
@@ -561,9 +593,10 @@ def main(argv=None) -> None:
         f"on {torch.get_num_threads()} thread(s) (the roofline below)"
     )
     flop_check(args, args.envs[0], sb3)
+    spreads = {}
     for env_id in args.envs:
         for num_envs in args.num_envs:
-            headline(args, env_id, num_envs, roof, sb3)
+            spreads[f"{env_id} num_envs={num_envs}"] = headline(args, env_id, num_envs, roof, sb3)
     if not args.no_update_ratio:
         update_ratio(args, args.envs[0], sb3)
     if args.sweep_batch or args.sweep_width:
@@ -572,6 +605,7 @@ def main(argv=None) -> None:
         f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
         f"total {time.perf_counter() - t_start:.0f} s"
     )
+    print(untrustworthy_summary(spreads))
 
 
 if __name__ == "__main__":

@@ -234,3 +234,38 @@ def test_the_command_line_prints_one_line_without_traceback(tmp_path):
     (line,) = proc.stderr.splitlines()
     assert line.startswith("bench.py: error: unknown env 'halfcheeta': neither a conf/env preset (")
     assert "halfcheetah, hopper" in line and line.endswith("nor a registered Gymnasium id such as Hopper-v5")
+
+
+def _benchmark_module() -> ModuleType:
+    return _script_module("benchmark_script", ROOT / "scripts" / "benchmark.py")
+
+
+def _git(repo: Path, *args: str) -> str:
+    cmd = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_benchmark_header_names_the_commit_and_a_dirty_tree(tmp_path):
+    """scripts/benchmark.py prints the commit it ran at, `-dirty` when a tracked file changed."""
+    benchmark = _benchmark_module()
+    assert benchmark.git_commit(tmp_path) == "unknown (not a git checkout)"
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "a.py")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "untracked.txt").write_text("not part of the tree\n")
+    assert benchmark.git_commit(tmp_path) == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert benchmark.git_commit(tmp_path) == f"{head}-dirty"
+    header = benchmark.machine_facts(1).splitlines()
+    assert header[1] == f"rl_repara commit {benchmark.git_commit()}" and header[0].startswith("CPU: ")
+
+
+def test_benchmark_ends_with_the_untrustworthy_tables():
+    """The per-env WARNING is repeated in the last line, so a copied tail still carries it."""
+    summary = _benchmark_module().untrustworthy_summary
+    line = summary({"HalfCheetah-v5 num_envs=1": 1.34, "Pendulum-v1 num_envs=1": 1.1})
+    assert line.startswith("WARNING: untrustworthy") and "HalfCheetah-v5 num_envs=1 (1.3x)" in line
+    assert "Pendulum" not in line
+    assert summary({"Pendulum-v1 num_envs=1": 1.2}) == "repeats within 1.2x in every env table"
