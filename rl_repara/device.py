@@ -68,7 +68,7 @@ def bf16_supported(device: torch.device) -> Optional[bool]:
     """Whether ``device`` runs bf16 matmuls in hardware: True, False, or None when unknown.
 
     A CUDA device asks torch. A CPU needs AVX512_BF16 or AMX-BF16 (x86) or BF16 (Arm) in its
-    flags: without them oneDNN emulates bf16, and a bf16 GEMM runs ~30× slower than fp32 (about
+    flags: without them oneDNN emulates bf16, and a bf16 GEMM runs ~18× slower than fp32 (about
     2 GFLOP/s against 36 at 256-wide shapes on an AVX2-only EPYC). None where the flags cannot
     be read. ``torch.backends.cpu.get_cpu_capability()`` is not enough: it says ``AVX512`` for
     AVX-512 CPUs with and without AVX512_BF16.

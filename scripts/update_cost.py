@@ -5,8 +5,8 @@ runs (``utd`` gradient updates on a batch from a filled buffer), on this machine
 
 Presets are read from ``conf/agent/*.yaml`` (merged over ``sac.yaml``), so the table follows
 the files. With ``--compile`` every preset runs with ``agent.compile=true``; its graphs are
-compiled in the untimed warm-up. The env step itself is left out (HalfCheetah: ~27 µs; see
-docs/performance.md).
+compiled in the untimed warm-up. The env step itself is left out (it is small next to an
+update on the MuJoCo tasks).
 Wall time and process CPU time are both printed: on a busy machine, with 1 thread, the CPU
 time is the steadier of the two.
 """
