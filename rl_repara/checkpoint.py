@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
 import torch
 
 from .errors import CheckpointError, CheckpointWriteError, ConfigError
+from .logger import note
 
 __all__ = [
     "FORMAT",
@@ -77,16 +77,22 @@ def load_checkpoint(
     """Read a file written by ``save_atomic``; a clear ``CheckpointError`` for anything else.
 
     ``mmap=True`` maps the tensors from the file instead of reading them (cheap when only the
-    config is wanted, and a single copy when the tensors are then loaded into a module)."""
+    config is wanted, and a single copy when the tensors are then loaded into a module). Only
+    torch's zip format can be mapped: any other file is read whole, so that it fails (or loads)
+    for what it is, not for the mapping."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    head = None
     try:
+        with open(path, "rb") as f:
+            head = f.read(len(_ZIP_MAGIC))
+        mmap = mmap and head == _ZIP_MAGIC
         obj = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
-    except Exception as exc:  # truncated zip, random bytes, pickle errors, ...
+    except Exception as exc:  # truncated zip, random bytes, pickle errors, unreadable file, ...
+        problem = "the file is empty." if head == b"" else _problem(exc)
         raise CheckpointError(
-            f"{path} is not a readable rl_repara checkpoint (truncated or corrupt?): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"{path} is not a readable rl_repara checkpoint (truncated or corrupt?): {problem}"
         ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(
@@ -94,6 +100,17 @@ def load_checkpoint(
             "from another library or an incompatible version."
         )
     return obj
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # how every file torch.save writes (and save_atomic) begins
+
+
+def _problem(exc: BaseException) -> str:
+    """What torch says is wrong, in one sentence: its first line up to the first full stop,
+    without the advice that follows (miniz's "this can happen if...", or how to save for mmap)."""
+    text = " ".join(str(exc).split())
+    first = text.split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {first}." if first else f"{type(exc).__name__}."
 
 
 def find_checkpoint(path: str | Path, name: str = "last.pt") -> Path:
@@ -120,8 +137,8 @@ def load_latest(path: str | Path, mmap: bool = False) -> tuple[Path, dict[str, A
     """The newest readable checkpoint under ``path`` (a run dir, checkpoints dir or file), and
     the file it was read from.
 
-    When ``last.pt`` is unreadable but ``last.prev.pt`` is fine, the previous one is used with
-    a warning (one checkpoint interval is lost, not the run).
+    When ``last.pt`` is unreadable but ``last.prev.pt`` is fine, the previous one is used, and
+    one ``[rl_repara]`` line on stderr says so (one checkpoint interval is lost, not the run).
     """
     first = find_checkpoint(path)
     try:
@@ -131,7 +148,7 @@ def load_latest(path: str | Path, mmap: bool = False) -> tuple[Path, dict[str, A
         if _is_previous(first) or not prev.is_file():
             raise
         state = load_checkpoint(prev, mmap=mmap)
-        warnings.warn(f"{exc}; using the previous checkpoint {prev} instead.", RuntimeWarning, stacklevel=2)
+        note(f"{str(exc).rstrip('.')}; using the previous checkpoint {prev} instead.")
         return prev, state
 
 

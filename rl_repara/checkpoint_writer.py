@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoint import save_atomic
 from .errors import CheckpointWriteError
+from .logger import note
 
 __all__ = ["CheckpointWriter"]
 
@@ -78,5 +78,5 @@ class CheckpointWriter:
 
 
 def _warn(message: str) -> None:
-    """A warning that reaches the user whatever the progress mode."""
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    """One ``[rl_repara] warning:`` line on stderr, whatever the progress mode (above the bar)."""
+    note(f"warning: {message}")

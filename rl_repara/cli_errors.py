@@ -1,6 +1,7 @@
 """How a command runs and reports a mistake: one line naming the problem and the fix, and an
 exit code (2 for a user mistake, 1 for a run-time fault; ``errors.RLReparaError.exit_code``),
-in the main process and in a sweep's jobs alike."""
+in the main process and in a sweep's jobs alike. A command's warnings are ``[rl_repara]`` lines
+too, and its output carries colour codes only to a terminal."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from .errors import RLReparaError
+from .logger import warnings_as_notes
 
 __all__ = [
     "JobFailed",
@@ -118,8 +120,13 @@ class JobFailed(Exception):
 
 def run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra main; Hydra re-raises its errors (HYDRA_FULL_ERROR) and we print them as
-    one line, unless the user asked for the full trace."""
+    one line, unless the user asked for the full trace. Warnings are one ``[rl_repara]`` line
+    each (``logger.warnings_as_notes``); when stderr is no terminal (a log file), ``NO_COLOR``
+    tells colouring libraries (Optuna's colorlog lines) to write none, here and in the jobs."""
     os.environ[_MAIN_PID] = str(os.getpid())  # inherited by sweep workers
+    if not sys.stderr.isatty():
+        os.environ.setdefault("NO_COLOR", "1")  # https://no-color.org
+    warnings_as_notes()
     full = os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
     os.environ[_FULL_ERROR] = "1" if full else "0"
     os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -10,14 +10,18 @@ without rl_repara: ONNX in onnxruntime, ``.pt2`` with ``torch.export.load``.
   against the policy in onnxruntime before it is kept.
 * ``format="pt2"``: ``torch.export.export`` + ``torch.export.save``, checked the same way.
 
-Beside the model, ``<out>.json`` (the sidecar) says what the graph expects and returns. Both
-files are written to temp files in the target dir and renamed into place only when the export
-and its check succeeded, so a failure leaves nothing half-written at ``out``.
+Beside the model, ``<out>.json`` (the sidecar) says what the graph expects and returns, for a
+controller on another machine: shapes, bounds and the rescaling, the env, the versions, the
+model's SHA-256, and the checkpoint it came from by its path relative to the sidecar and its
+SHA-256 (no absolute path of the training machine). Both files are written to temp files in
+the target dir and renamed into place only when the export and its check succeeded, so a
+failure leaves nothing half-written at ``out``.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import importlib
 import json
 import logging
@@ -86,7 +90,8 @@ def export_policy(checkpoint: str | Path, format: str = "onnx", out: str | Path 
     with _quiet(), _staged([target, sidecar_path(target)]) as (tmp_model, tmp_json):
         _EXPORTERS[fmt](Controller(policy), tmp_model)
         _check_matches(policy, _RUNNERS[fmt](tmp_model), target)
-        tmp_json.write_text(json.dumps(info, indent=2) + "\n")
+        info |= _model_facts(fmt, tmp_model)
+        tmp_json.write_text(json.dumps(info, indent=2, default=str) + "\n")
     return target
 
 
@@ -136,10 +141,12 @@ def _out_path(file: Path, fmt: str, out: str | Path | None) -> Path:
 def _sidecar(
     policy: TanhGaussianPolicy, saved: dict[str, Any], fmt: str, file: Path, target: Path
 ) -> dict[str, Any]:
-    """What a deployment needs to know about the graph, without rl_repara."""
+    """What a deployment needs to know about the graph, without rl_repara (``_model_facts``
+    adds the model's own)."""
     from . import __version__
 
     norm = policy.obs_normalizer
+    env = TrainConfig.from_dict(saved["config"]).env
     return {
         "format": fmt,
         "model": target.name,
@@ -150,14 +157,51 @@ def _sidecar(
         "action_shape": ["batch", policy.act_dim],
         "action_low": policy.action_low.tolist(),
         "action_high": policy.action_high.tolist(),
-        "env_id": TrainConfig.from_dict(saved["config"]).env.id,
+        "action_rescaling": _RESCALING,
+        "env_id": env.id,
+        "env_kwargs": env.kwargs,
         "obs_normalization_inside": norm is not None,
         "obs_clip": None if norm is None else norm.clip,
-        "checkpoint": str(file.absolute()),
+        "checkpoint": _relative(file, target.parent),
+        "checkpoint_sha256": _sha256(file),
         "global_step": (saved.get("counters") or {}).get("global_step"),
         "rl_repara_version": __version__,
         "torch_version": torch.__version__,
     }
+
+
+_RESCALING = (
+    "inside the graph: action = clamp(mid + half * tanh(mean), action_low, action_high), "
+    "mid = (action_low + action_high) / 2, half = (action_high - action_low) / 2"
+)
+
+
+def _model_facts(fmt: str, model: Path) -> dict[str, Any]:
+    """The model file's SHA-256 (the sidecar belongs to that file) and, for ONNX, its opset."""
+    facts: dict[str, Any] = {"model_sha256": _sha256(model)}
+    if fmt == "onnx":
+        import onnx
+
+        opsets = onnx.load(str(model), load_external_data=False).opset_import
+        facts["onnx_opset"] = next((o.version for o in opsets if o.domain in ("", "ai.onnx")), None)
+    return facts
+
+
+def _relative(file: Path, base: Path) -> str:
+    """``file`` as a POSIX path relative to ``base`` (``../checkpoints/last.pt`` from a run's
+    ``export/``); its bare name where no relative path exists (another drive)."""
+    try:
+        return Path(os.path.relpath(file.absolute(), base.absolute())).as_posix()
+    except ValueError:
+        return file.name
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- exporters

@@ -1,14 +1,33 @@
-"""TensorBoard logging and the console progress display."""
+"""TensorBoard logging and the console output: the progress display, ``[rl_repara]`` notes,
+warnings in our voice, and the job prefix of a sweep's parallel jobs."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional, TextIO
 
-__all__ = ["Logger", "Progress", "StepRate", "LOSS_TAGS", "flat_hparams"]
+__all__ = [
+    "Logger",
+    "Progress",
+    "StepRate",
+    "LOSS_TAGS",
+    "METRIC_TAGS",
+    "KEY_HPARAMS",
+    "HPARAMS_FIRST_ENV",
+    "flat_hparams",
+    "hparams_first",
+    "note",
+    "warnings_as_notes",
+    "prefix_output",
+    "restore_output",
+]
 
 # update-info key -> TensorBoard tag
 LOSS_TAGS = {
@@ -19,6 +38,25 @@ LOSS_TAGS = {
     "entropy": "losses/entropy",
     "qf_values": "losses/qf_values",
 }
+
+# Every scalar tag a run writes, in the order TensorBoard's HParams table lists them as metrics
+# (it shows the first five): the evaluation returns first.
+METRIC_TAGS = (
+    "eval/mean_return",
+    "eval/best_return",
+    "charts/episodic_return",
+    "eval/std_return",
+    "charts/SPS",
+    "charts/episodic_length",
+    "charts/SPS_warmup",
+    *LOSS_TAGS.values(),
+)
+
+# The keys that say what a run is: first in TensorBoard's HParams table (see Logger.hparams).
+KEY_HPARAMS = ("env.id", "agent.lr", "agent.batch_size", "seed", "total_steps")
+# More keys to show first, comma-separated: the CLI puts the keys of its command line (a
+# sweep's swept keys among them) here.
+HPARAMS_FIRST_ENV = "RL_REPARA_HPARAMS_FIRST"
 
 # Config keys that say where and how a run is shown, not what it learns: not hyperparameters.
 _NOT_HPARAMS = ("run_dir", "resume", "log.", "checkpoint.", "video", "on_nonfinite")
@@ -39,6 +77,37 @@ def flat_hparams(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = json.dumps(value, default=str)
     return out
+
+
+def hparams_first(flat: Mapping[str, Any]) -> list[str]:
+    """The keys of ``flat`` that TensorBoard's HParams table shows first: ``KEY_HPARAMS``, then
+    those named in ``$RL_REPARA_HPARAMS_FIRST`` (comma-separated)."""
+    extra = [k.strip() for k in os.environ.get(HPARAMS_FIRST_ENV, "").split(",")]
+    return [k for k in dict.fromkeys([*KEY_HPARAMS, *extra]) if k in flat]
+
+
+def _experiment_summary(flat: Mapping[str, Any], first: list[str]) -> Any:
+    """The HParams plugin's experiment summary: every key of ``flat`` (``first`` first, marked
+    as differing, so the table shows them), and ``METRIC_TAGS`` in their order. No domains:
+    a sweep's runs share the first run's summary, and a domain from one run's values would
+    offer only that run's value as a filter."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    def info(key: str) -> Any:
+        value = flat[key]
+        kind = "BOOL" if isinstance(value, bool) else "STRING" if isinstance(value, str) else "FLOAT64"
+        data_type = api_pb2.DataType.Value(f"DATA_TYPE_{kind}")
+        return api_pb2.HParamInfo(name=key, type=data_type, differs=key in first)
+
+    keys = [*first, *(k for k in flat if k not in first)]
+    experiment = api_pb2.Experiment(
+        hparam_infos=[info(k) for k in keys],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in METRIC_TAGS],
+    )
+    data = plugin_data_pb2.HParamsPluginData(experiment=experiment, version=metadata.PLUGIN_DATA_VERSION)
+    value = Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=metadata.create_summary_metadata(data))
+    return Summary(value=[value])
 
 
 def _wait_past_event_files(log_dir: Path) -> None:
@@ -96,19 +165,23 @@ class Logger:
         """The run's hyperparameters (``flat_hparams(config)``) for TensorBoard's HParams
         dashboard, and the whole config as text (a JSON block).
 
-        Only the plugin's session-start summary is written, into this run's own event file.
-        Without an experiment summary TensorBoard builds the table from all runs of the logdir:
-        every key any run has is a column, the keys whose values differ across the runs come
-        first (and are shown by default), and every scalar tag, ``eval/mean_return`` and
-        ``eval/best_return`` among them, is a metric. (With one experiment summary per run it
-        would pick one run's keys for all, and list them alphabetically.)"""
+        TensorBoard's table shows five hyperparameter and five metric columns until asked for
+        more. It lists first the keys marked as differing across runs, the others by name, and
+        the metrics in the order this run's experiment summary gives. Left to itself it marks
+        the keys whose values differ (none, for a single run: its first columns would be
+        ``agent.actor_norm``, ``agent.actor_q``, ...) and sorts the metrics by name (the eval
+        return sixth). So the summary written here marks ``KEY_HPARAMS`` and the keys named in
+        the ``HPARAMS_FIRST_ENV`` variable (the CLI's command-line keys: a sweep's swept keys)
+        as the ones to show, and lists ``METRIC_TAGS`` with the eval returns first."""
         from torch.utils.tensorboard.summary import hparams
 
+        flat = flat_hparams(config)
         text = "```\n" + json.dumps(config, indent=2, default=str) + "\n```"
         self.writer.add_text("hparams", text, 0)
-        _experiment, session_start, _session_end = hparams(flat_hparams(config), {})
+        _experiment, session_start, _session_end = hparams(flat, {})
         file_writer = self.writer.file_writer
         assert file_writer is not None
+        file_writer.add_summary(_experiment_summary(flat, hparams_first(flat)))
         file_writer.add_summary(session_start)
 
     def flush(self) -> None:
@@ -155,3 +228,97 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+# ------------------------------------------------------------------- lines for the user
+def note(message: str) -> None:
+    """``[rl_repara] message`` on stderr: something the user should know that is not an error
+    (a fallback taken, a periodic write that failed). Written above a progress bar, if one is
+    shown, rather than through it."""
+    from tqdm import tqdm
+
+    tqdm.write(f"[rl_repara] {message}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # ANSI colours (Gymnasium colours its warnings)
+_noted: set[str] = set()
+
+
+def _warning_as_note(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Optional[TextIO] = None,
+    line: Optional[str] = None,
+) -> None:
+    """``warnings.showwarning`` for the commands: each text once, as one ``[rl_repara]`` line,
+    without the source line or colour codes."""
+    text = " ".join(_ESCAPES.sub("", str(message)).split())
+    text = text.removeprefix("WARN: ")  # Gymnasium's own prefix
+    if text and text not in _noted:
+        _noted.add(text)
+        note(f"warning: {text}")
+
+
+def warnings_as_notes() -> None:
+    """Show this process's Python warnings (ours, Gymnasium's, torch's, ...) as one
+    ``[rl_repara] warning: ...`` line each, each text once. The commands call it; a library
+    user keeps Python's own display."""
+    warnings.showwarning = _warning_as_note
+
+
+# ---------------------------------------------------------------- a sweep's parallel jobs
+class _PrefixedLines(io.TextIOBase):
+    """A text stream that writes ``prefix`` before every line it passes on to ``stream``.
+
+    It says it is no terminal: the lines of parallel jobs share one, so a job shows plain
+    progress lines, not a bar, and no colours."""
+
+    def __init__(self, stream: TextIO, prefix: str) -> None:
+        super().__init__()
+        self.stream, self.prefix = stream, prefix
+        self._line_start = True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in re.split(r"(?<=\n)", text):
+            if piece:
+                out.append(self.prefix + piece if self._line_start else piece)
+                self._line_start = piece.endswith("\n")
+        self.stream.write("".join(out))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+def prefix_output(label: str) -> None:
+    """Prefix every line this process writes to stdout and stderr with ``label`` (a sweep job's
+    ``[job 3 seed=2]``) until ``restore_output``, so that the lines of parallel jobs say
+    which job wrote them."""
+    restore_output()
+    sys.stdout = _PrefixedLines(sys.stdout, f"{label} ")
+    sys.stderr = _PrefixedLines(sys.stderr, f"{label} ")
+
+
+def restore_output() -> None:
+    """Undo ``prefix_output``."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, _PrefixedLines):
+            setattr(sys, name, stream.stream)

@@ -44,9 +44,14 @@ NORMALIZATION = (
 )
 
 
-def fail(message: str) -> SystemExit:
-    """The one-line error the script exits with."""
-    return SystemExit(f"plot.py: error: {message}")
+class PlotError(Exception):
+    """A mistake on the command line, or a missing extra: ``main`` prints it as one line and
+    exits with 2, as the rl_repara commands do."""
+
+
+def fail(message: str) -> PlotError:
+    """The error to raise: ``raise fail("...")``."""
+    return PlotError(message)
 
 
 # ------------------------------------------------------------------------------- reading
@@ -92,7 +97,7 @@ def rliable() -> tuple[Any, Any]:
     try:
         from rliable import library, metrics
     except ImportError:
-        raise fail('needs rliable: pip install -e ".[bench]"') from None
+        raise fail('needs rliable (the plot extra): pip install -e ".[plot]"') from None
     except Exception as exc:  # a broken dependency (arch against a newer pandas) fails on import
         hint = ""
         if "deprecate_kwarg" in str(exc):  # arch 7 (rliable asks for arch<8) against pandas 3
@@ -149,7 +154,7 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise fail('needs matplotlib: pip install -e ".[plot]"') from None
+        raise fail('needs matplotlib (the plot extra): pip install -e ".[plot]"') from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -489,12 +494,19 @@ def bench_main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Curves or a bench report; a mistake or a missing extra is one line and exit code 2."""
     args = parse_args(argv)
     np.random.seed(args.seed)  # rliable's bootstrap draws from numpy's global generator
-    if args.bench:
-        bench_main(args)
-    else:
-        curves_main(args)
+    try:
+        pyplot()  # both modes need the plot extra: say so before any work
+        rliable()
+        if args.bench:
+            bench_main(args)
+        else:
+            curves_main(args)
+    except PlotError as exc:
+        print(f"plot.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import errno
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,10 +33,17 @@ from rl_repara.errors import ConfigError
 from rl_repara.export import FORMATS, export_policy, sidecar_path
 
 EXPORT = str(BIN / "rl-repara-export")
-# format=onnx needs torch's torch.export-based ONNX exporter (torch >= 2.6); at the torch 2.4
-# floor test_onnx_below_torch_2_6_names_the_requirement is what runs.
-pytestmark = pytest.mark.skipif(
-    tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 6), reason="ONNX export needs torch >= 2.6"
+# format=onnx needs torch's torch.export-based ONNX exporter (torch >= 2.6), and the exports are
+# tested from there on; at the torch 2.4 floor test_onnx_below_torch_2_6_names_the_requirement
+# runs instead (and the tests that export nothing).
+_BELOW_2_6 = tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 6)
+needs_torch_2_6 = pytest.mark.skipif(
+    _BELOW_2_6,
+    reason=f"needs torch >= 2.6 (its torch.export-based ONNX exporter); this is torch {torch.__version__}",
+)
+pt2_needs_torch_2_6 = pytest.mark.skipif(
+    _BELOW_2_6,
+    reason=f"needs torch >= 2.6 (.pt2 exports are tested from 2.6 on); this is torch {torch.__version__}",
 )
 LOW, HIGH = [-2.0, 0.0, -0.4], [3.0, 1.0, 0.4]  # the hand-made policy's bounds
 OBS_MEAN = [50.0, -300.0, 0.0, 1e3, -7.0]  # its normalizer's statistics: far from N(0, 1)
@@ -120,6 +129,7 @@ def _source(name: str, trained: Path, handmade: Path) -> Path:
 
 
 # ------------------------------------------------------------------------ the same actions
+@needs_torch_2_6
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", ["handmade", "trained"])
 def test_exported_controller_equals_policy_act(exports, trained, handmade, name, fmt):
@@ -142,6 +152,7 @@ def test_trained_policy_has_the_env_bounds(trained):
     np.testing.assert_array_equal(policy.action_high.numpy(), H.BoundsCheckEnv.HIGH)
 
 
+@needs_torch_2_6
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", ["handmade", "trained"])
 def test_actions_stay_in_bounds_far_outside_the_training_range(exports, name, fmt):
@@ -167,7 +178,8 @@ def test_actions_stay_in_bounds_far_outside_the_training_range(exports, name, fm
     assert got.shape == (len(obs), len(low))
     assert np.isfinite(got).all()
     assert (got >= low).all() and (got <= high).all(), (got.min(0), got.max(0))
-    np.testing.assert_allclose(got, load_policy(meta["checkpoint"]).act(obs), rtol=0, atol=1e-5)
+    checkpoint = sidecar_path(path).parent / meta["checkpoint"]  # relative to the sidecar
+    np.testing.assert_allclose(got, load_policy(checkpoint).act(obs), rtol=0, atol=1e-5)
 
 
 CHILD = """
@@ -193,6 +205,7 @@ print("child ok")
 """
 
 
+@needs_torch_2_6
 @pytest.mark.parametrize("name", ["handmade", "trained"])
 def test_exports_run_in_a_process_without_rl_repara(exports, trained, handmade, name, tmp_path):
     policy = load_policy(_source(name, trained, handmade))
@@ -207,6 +220,7 @@ def test_exports_run_in_a_process_without_rl_repara(exports, trained, handmade, 
 
 
 # ------------------------------------------------------------------------------ the sidecar
+@needs_torch_2_6
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_sidecar_says_what_the_graph_expects(exports, trained, fmt):
     path = exports["trained", fmt]
@@ -219,9 +233,33 @@ def test_sidecar_says_what_the_graph_expects(exports, trained, fmt):
     assert meta["env_id"] == H.env_id("BoundsCheck")
     assert meta["obs_normalization_inside"] is True and meta["global_step"] == 300
     assert meta["rl_repara_version"] == rl_repara.__version__ and meta["torch_version"] == torch.__version__
-    assert Path(meta["checkpoint"]) == (trained / "checkpoints" / "last.pt").absolute()
+    assert meta["env_kwargs"] == {} and meta["action_rescaling"].startswith(
+        "inside the graph: action = clamp("
+    )
+    assert meta["model_sha256"] == _sha256(path)  # the sidecar belongs to this very file
+    assert (meta["onnx_opset"] > 0) if fmt == "onnx" else "onnx_opset" not in meta
 
 
+@needs_torch_2_6
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sidecar_names_the_checkpoint_without_the_training_machines_paths(exports, trained, fmt):
+    """A deployed controller gets the checkpoint's path relative to the sidecar and its SHA-256;
+    no value is an absolute path of the machine that exported it."""
+    path = exports["trained", fmt]
+    text = sidecar_path(path).read_text()
+    meta = json.loads(text)
+    last = trained / "checkpoints" / "last.pt"
+    assert not Path(meta["checkpoint"]).is_absolute()
+    assert (sidecar_path(path).parent / meta["checkpoint"]).resolve() == last.resolve()
+    assert meta["checkpoint_sha256"] == _sha256(last)
+    assert str(trained.parent) not in text and str(path.parent) not in text
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@needs_torch_2_6
 def test_onnx_graph_declares_its_names_and_a_dynamic_batch(exports):
     import onnxruntime as ort
 
@@ -234,6 +272,7 @@ def test_onnx_graph_declares_its_names_and_a_dynamic_batch(exports):
 
 
 # ----------------------------------------------------------------------- paths and failures
+@pt2_needs_torch_2_6
 def test_default_paths_beside_the_run(handmade, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -245,8 +284,13 @@ def test_default_paths_beside_the_run(handmade, tmp_path):
     assert export_policy(run_dir, "pt2", tmp_path) == tmp_path / "policy.pt2"  # out= a dir
     for model in (run_dir / "export" / "policy.pt2", best, tmp_path / "policy.pt2"):
         assert sidecar_path(model).is_file()
+    checkpoints = {
+        m: json.loads(sidecar_path(m).read_text())["checkpoint"] for m in (best, tmp_path / "policy.pt2")
+    }
+    assert checkpoints == {best: "../checkpoints/best.pt", tmp_path / "policy.pt2": "run/checkpoints/last.pt"}
 
 
+@pt2_needs_torch_2_6
 def test_a_failed_export_leaves_nothing_half_written(handmade, tmp_path, monkeypatch):
     def broken_save(ep, f, *args, **kwargs):
         Path(f).write_bytes(b"half a model")
@@ -267,6 +311,7 @@ def test_a_failed_export_leaves_nothing_half_written(handmade, tmp_path, monkeyp
     assert not (tmp_path / "new").exists()
 
 
+@needs_torch_2_6
 @pytest.mark.parametrize("package", ["onnx", "onnxscript", "onnxruntime"])
 def test_onnx_without_the_extra_names_the_package_and_the_fix(handmade, tmp_path, monkeypatch, package):
     monkeypatch.setitem(sys.modules, package, None)  # `import package` now fails
@@ -278,6 +323,7 @@ def test_onnx_without_the_extra_names_the_package_and_the_fix(handmade, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pt2_needs_torch_2_6
 def test_pt2_needs_no_extra(handmade, tmp_path, monkeypatch):
     for package in ("onnx", "onnxscript", "onnxruntime"):
         monkeypatch.setitem(sys.modules, package, None)
@@ -292,6 +338,7 @@ def test_export_yaml_composes_to_the_schema_defaults():
     )
 
 
+@pt2_needs_torch_2_6
 def test_export_cli_writes_model_and_sidecar(trained, tmp_path):
     proc = ok([EXPORT, f"checkpoint={trained}", "format=pt2"], tmp_path)
     model = trained.absolute() / "export" / "policy.pt2"
@@ -322,6 +369,7 @@ CLI_ERRORS = {
 }
 
 
+@needs_torch_2_6
 @pytest.mark.parametrize("case", list(CLI_ERRORS))
 def test_export_cli_bad_input_is_one_line_exit_2_and_writes_nothing(handmade, tmp_path, case):
     make, fmt, expected = CLI_ERRORS[case]
@@ -332,6 +380,7 @@ def test_export_cli_bad_input_is_one_line_exit_2_and_writes_nothing(handmade, tm
     assert not (tmp_path / "out").exists()
 
 
+@pt2_needs_torch_2_6
 def test_a_full_disk_is_a_runtime_fault_and_leaves_nothing(handmade, tmp_path, monkeypatch):
     """Disk full while the export is moved into place: ``ExportWriteError`` (exit 1, a fault of
     the machine, not ``ConfigError``'s 2), and no model, sidecar or temp file is left."""
@@ -353,3 +402,24 @@ def test_onnx_below_torch_2_6_names_the_requirement(handmade, tmp_path, monkeypa
     with pytest.raises(ConfigError, match=r"format=onnx needs torch >= 2.6 .* this is torch 2.4.1"):
         export_policy(handmade, "onnx", tmp_path / "policy.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+OLD_TORCH = """
+import torch
+
+torch.__version__ = "2.4.1"  # as at the floor, for the skip marks (set before test_export is read)
+"""
+
+
+def test_at_the_torch_floor_the_skips_say_why_and_the_floor_test_runs(tmp_path):
+    (tmp_path / "old_torch.py").write_text(OLD_TORCH)
+    tests = Path(__file__).parent
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "old_torch", str(tests / "test_export.py")]
+    cmd += ["-k", "test_sidecar_says_what or test_pt2_needs_no_extra or test_onnx_below_torch_2_6"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(tests)])}
+    proc = subprocess.run(cmd, cwd=tests.parent, capture_output=True, text=True, timeout=300, env=env)
+    assert "1 passed, 3 skipped" in proc.stdout, proc.stdout + proc.stderr
+    skips = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skips) == 2 and all(
+        "needs torch >= 2.6 (" in line and "this is torch 2.4.1" in line for line in skips
+    )

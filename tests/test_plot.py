@@ -114,7 +114,31 @@ def test_plot_of_real_tiny_runs(tmp_path):
 def test_plot_errors(tmp_path, args, message):
     _write_run(tmp_path / "g" / "a", [1, 2], [1.0, 2.0])
     proc = _plot(args, tmp_path)
-    assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [f"plot.py: error: {message}"]
+
+
+WITHOUT = """
+import runpy, sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None  # `import name` fails, as where the plot extra is not installed
+sys.argv = [sys.argv[2], *sys.argv[3:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("missing", ["matplotlib", "rliable"])
+@pytest.mark.parametrize("mode", ["curves", "bench"])
+def test_without_the_plot_extra_one_line_names_it_and_exits_2(tmp_path, missing, mode):
+    """Exit 2, as for every other missing extra and user mistake, before any work."""
+    _write_run(tmp_path / "g" / "a", [1, 2], [1.0, 2.0])
+    args = ["g"] if mode == "curves" else ["--bench", "g"]
+    cmd = [sys.executable, "-c", WITHOUT, missing, PLOT, *args]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f'plot.py: error: needs {missing} (the plot extra): pip install -e ".[plot]"'
+    ]
+    assert list(tmp_path.iterdir()) == [tmp_path / "g"]  # nothing written
 
 
 def _bench_dir(root: Path, runs: dict[str, list[float]], steps=(10, 20, 30, 40)) -> None:

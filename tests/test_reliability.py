@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -331,6 +332,68 @@ def test_a_corrupt_or_foreign_checkpoint_gets_a_clear_error(tmp_path, kind):
         assert f"{path} {EXPECTED[kind]}" in str(info.value)
     with pytest.raises(CheckpointError, match="rl_repara checkpoint"):
         train(TrainConfig(resume=str(tmp_path / "run"), total_steps=10))
+
+
+# what torch says of a torn zip, in one sentence (its advice about miniz is cut)
+TORN_ZIP = "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory."
+EXACT = {
+    "truncated": f"{UNREADABLE}: {TORN_ZIP}",
+    "empty": f"{UNREADABLE}: the file is empty.",
+    "random-bytes": f"{UNREADABLE}: UnpicklingError: invalid load key, '_'.",
+    "text": f"{UNREADABLE}: UnpicklingError: unpickling stack underflow.",
+    "plain-torch-dict": f"{NO_MARKER}; it may come from another library or an incompatible version.",
+    "legacy-torch-format": f"{NO_MARKER}; it may come from another library or an incompatible version.",
+}
+FOREIGN_EXACT = {
+    **{k: FOREIGN[k] for k in EXACT if k in FOREIGN},
+    "legacy-torch-format": lambda p: torch.save(
+        {"w": torch.zeros(3)}, p, _use_new_zipfile_serialization=False
+    ),
+}
+
+
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+@pytest.mark.parametrize("kind", sorted(EXACT))
+def test_an_unreadable_checkpoint_is_one_line_naming_the_file_and_the_problem(tmp_path, kind, mmap):
+    """The exact text, the same whether the tensors are read or mapped (eval, export and resume
+    map them): no torch advice about saving for mmap or about miniz internals."""
+    path = tmp_path / "last.pt"
+    FOREIGN_EXACT[kind](path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path, mmap=mmap)
+    assert str(info.value) == f"{path} {EXACT[kind]}"
+
+
+def test_the_fallback_to_the_previous_checkpoint_is_one_line_of_ours(tmp_path, capsys):
+    """A torn last.pt beside a good last.prev.pt: one ``[rl_repara]`` line on stderr, no Python
+    warning with its source line."""
+    from rl_repara.checkpoint import load_latest
+
+    last = tmp_path / "checkpoints" / "last.pt"
+    save_atomic({"v": 1}, last)
+    save_atomic({"v": 2}, last)
+    last.write_bytes(last.read_bytes()[:100])  # torn
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Python warning would fail here
+        file, state = load_latest(tmp_path, mmap=True)
+    assert file == last.with_suffix(".prev.pt") and state["v"] == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == (
+        f"[rl_repara] {last} {UNREADABLE}: {TORN_ZIP[:-1]}; using the previous checkpoint {file} instead.\n"
+    )
+
+
+def test_eval_of_an_empty_checkpoint_file_is_one_line(tmp_path):
+    """The command a user runs: one line naming the file and the problem (torch's mmap advice
+    used to end it)."""
+    from test_cli import EVAL, run
+
+    empty = tmp_path / "last.pt"
+    empty.write_bytes(b"")
+    proc = run([EVAL, f"checkpoint={empty}"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"rl-repara-eval: error: {empty} {UNREADABLE}: the file is empty."]
 
 
 def test_missing_checkpoints_get_clear_errors(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 from test_cli import _env
 
 from rl_repara.errors import ConfigError
-from rl_repara.sweeps import best_trial
+from rl_repara.sweeps import best_trial, best_trial_lines
 from rl_repara.sweeps import main as sweeps_main
 
 # The CLI with optuna's Study.tell recording what the sweeper reports to Optuna.
@@ -34,6 +35,10 @@ train_main()
 """
 
 
+# the CLI's Hydra callback (conf/config.yaml registers it; ++ also works where it is registered)
+CALLBACK = "++hydra.callbacks.rl_repara._target_=rl_repara.sweeps.CliCallback"
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """3 trials of search=sac on Pendulum at 300 steps, 2 at a time (joblib)."""
@@ -43,6 +48,7 @@ def study(tmp_path_factory):
     cmd += ["hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     cmd += ["hydra.sweep.dir=sweep", "total_steps=300", "agent.learning_starts=100"]
     cmd += ["agent.hidden_sizes=[32,32]", "eval.every_steps=150", "eval.episodes=1", "log.progress=none"]
+    cmd += [CALLBACK]
     env = {**_env(), "TOLD_FILE": str(cwd / "told.json")}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -81,6 +87,36 @@ def test_the_best_trial_is_one_command_line(study, capsys):
         assert f"{key}={best}" in overrides
     assert sweeps_main([str(cwd / "sweep")]) == 0
     assert capsys.readouterr().out.split() == overrides
+
+
+def test_the_study_ends_saying_once_which_trial_won_and_how_to_train_it_again(study, monkeypatch):
+    cwd, proc = study
+    monkeypatch.chdir(cwd)  # the sweep dir as the command line gave it: hydra.sweep.dir=sweep
+    lines = best_trial_lines("sweep")
+    out = proc.stdout.splitlines()
+    assert out[-2:] == lines and sum(line.startswith("[rl_repara] best trial:") for line in out) == 1
+    job_dir, value, overrides = best_trial("sweep")
+    assert lines[0].endswith(f"final eval return {value:.2f}, run dir {job_dir}")
+    assert shlex.split(lines[1].removeprefix("[rl_repara] train it again: ")) == [
+        "rl-repara-train",
+        *overrides,
+    ]
+
+
+def test_parallel_jobs_lines_name_their_job_and_logs_get_no_colour_codes(study):
+    """Two trials at a time (joblib): each line a job prints starts with its number and seed,
+    the number of its run dir. Output to a pipe (a log file) carries no escape codes."""
+    _, proc = study
+    out = proc.stdout.splitlines()
+    done = [line for line in out if "] [rl_repara] done: run dir " in line]
+    assert len(done) == 3
+    for line in done:
+        match = re.fullmatch(r"\[job (\d+) seed=0\] \[rl_repara\] done: run dir .*/(\d+)_seed0 \| .*", line)
+        assert match and match[1] == match[2], line
+    assert all(
+        line.startswith(("[job ", "[rl_repara] best trial:", "[rl_repara] train it again:")) for line in out
+    )
+    assert "\x1b" not in proc.stdout + proc.stderr  # Optuna's colorlog line among them
 
 
 def test_a_dir_without_a_study_is_one_line(tmp_path, capsys):
