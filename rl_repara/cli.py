@@ -5,6 +5,9 @@ Hydra lives only here and in ``conf/``; the library underneath is ``train(TrainC
 * ``conf/config.yaml`` (defaults ``env: pendulum``, ``agent: sac``) is checked against the
   ``TrainConfig`` dataclasses, stored below as ``train_schema``: a misspelled key or a wrong
   type fails with the key named; ``TrainConfig.validate`` checks the values.
+* An env preset sets env-level keys only; agent values tuned for an (agent, env) pair come from
+  ``conf/tuned/<agent>_<env>.yaml`` when it exists, and a fresh run names the ones it applied
+  in one line. The command line wins over all of them.
 * The run dir is Hydra's output dir: ``runs/<env id>/<time>`` for one run and
   ``runs/<env id>/multirun-<time>/<job>_seed<seed>`` for each job of ``-m`` sweeps.
 * ``resume=RUN_DIR`` continues that run in place: Hydra's output dir *is* ``RUN_DIR`` (no new
@@ -29,8 +32,8 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig
 
-from .checkpoint import find_checkpoint, load_latest
-from .cli_config import EvalCliConfig, config_dir, to_object
+from .checkpoint import RunDirLock, find_checkpoint, load_latest
+from .cli_config import EvalCliConfig, conf_values, config_dir, to_object
 from .cli_errors import JobFailed, in_sweep_worker, job_error, run_cli
 from .config import TrainConfig
 from .device import resolve_device
@@ -84,16 +87,18 @@ def _resume_point(config: TrainConfig, resume_dir: Path, hc: Any, auto: bool) ->
 
 def _remove_unused_run_dir(run_dir: Path) -> None:
     """A fresh run that failed before training leaves only Hydra's files: remove the dir
-    (and its parent, ``runs/<env id>``, when that is left empty)."""
+    (and its parent, ``runs/<env id>``, when that is left empty), unless another trainer
+    holds it (it has not written its first files yet)."""
     cwd = Path.cwd().resolve()
-    if run_dir.resolve() in (cwd, *cwd.parents):
+    if run_dir.resolve() in (cwd, *cwd.parents) or not run_dir.is_dir():
         return
     try:
-        if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", ".lock"}:
-            shutil.rmtree(run_dir)
-            run_dir.parent.rmdir()  # each only succeeds when empty
-            run_dir.parent.parent.rmdir()
-    except OSError:
+        with RunDirLock(run_dir):
+            if {p.name for p in run_dir.iterdir()} <= {".hydra", ".lock"}:
+                shutil.rmtree(run_dir)
+                run_dir.parent.rmdir()  # each only succeeds when empty
+                run_dir.parent.parent.rmdir()
+    except (OSError, ConfigError):  # ConfigError: the run dir is in use
         pass
 
 
@@ -115,20 +120,31 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         except CheckpointError:
             auto = False
     if resume_dir is not None:
+        _check_not_in_use(resume_dir)
         point = _resume_point(config, resume_dir, hc, auto)
         if point is None:
             return None
         config = point.config  # resume= now names the very checkpoint file that was read
         del point
     else:
-        _note_inherited_preset(config, hc)
+        config.validate()
     check_cudagraphs(config.agent, resolve_device(config.device))
     if config.video:
         from .video import check_writer, prepare_headless
 
         check_writer()
         prepare_headless()
+    if resume_dir is None:
+        _check_not_in_use(run_dir)
+        _say_what_the_presets_set(config, hc)
     return _finish(train(config), config, hc)
+
+
+def _check_not_in_use(run_dir: Path) -> None:
+    """A second trainer on a run dir fails here with the lock's own error, before it prints
+    anything (``train`` takes the lock again, for the run's lifetime)."""
+    with RunDirLock(run_dir):
+        pass
 
 
 def _check_search(config: TrainConfig, hc: Any) -> None:
@@ -154,18 +170,90 @@ def _check_search(config: TrainConfig, hc: Any) -> None:
         )
 
 
-def _note_inherited_preset(config: TrainConfig, hc: Any) -> None:
-    """``env.id=X`` without ``env=NAME`` keeps the default preset's other values; say so."""
-    keys = _override_keys(hc)
-    preset = hc.runtime.choices.get("env")
-    if "env.id" in keys and "env" not in keys and preset:
-        print(
-            f"[rl_repara] note: env.id={config.env.id} runs with the '{preset}' preset's other "
-            f"values (agent.lr={config.agent.lr:g}, agent.learning_starts="
-            f"{config.agent.learning_starts}, eval.every_steps={config.eval.every_steps}) "
-            "unless set here; env=NAME picks a closer preset (conf/env/).",
-            flush=True,
-        )
+def _value_keys(hc: Any) -> set[str]:
+    """The config keys the user set a value of (``agent.lr=...``), not a config group's choice
+    (``agent=tqc``, ``env=hopper``)."""
+    return _override_keys(hc) - set(hc.runtime.choices)
+
+
+def _set_here(key: str, user_keys: set[str]) -> bool:
+    """Whether the command line set ``key`` (or a config node above it)."""
+    return any(key == k or key.startswith(k + ".") for k in user_keys)
+
+
+def _value(config: TrainConfig, key: str) -> Any:
+    obj: Any = config
+    for part in key.split("."):
+        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+    return obj
+
+
+def _show(value: Any) -> str:
+    """A value as the command line writes it (``0.001``, ``[400,300]``, ``true``, ``null``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _from_file(config: TrainConfig, values: dict[str, Any], user_keys: set[str]) -> str:
+    """``key=value, ...`` of the values a conf file set that this run kept (not set here)."""
+    kept = [k for k, v in values.items() if not _set_here(k, user_keys) and _value(config, k) == v]
+    return ", ".join(f"{k}={_show(_value(config, k))}" for k in kept)
+
+
+def _tuned(config: TrainConfig, hc: Any) -> tuple[str, str]:
+    """(``key=value, ...``, its file) of the values ``conf/tuned/<agent>_<env>.yaml`` gave this
+    run, the keys the command line did not set; ("", "") when no such file applied."""
+    pair = hc.runtime.choices.get("tuned")
+    values = _from_file(config, conf_values("tuned", pair), _value_keys(hc)) if pair else ""
+    return (values, f"conf/tuned/{pair}.yaml") if values else ("", "")
+
+
+def _env_id_note(config: TrainConfig, hc: Any) -> str:
+    """``env.id=X`` without ``env=NAME`` keeps the env preset's other values and its tuning:
+    the note naming those this run kept ("" when it kept none, or ``env.id`` was not set)."""
+    user_keys = _override_keys(hc)
+    choices = hc.runtime.choices
+    preset = choices.get("env")
+    if "env.id" not in user_keys or "env" in user_keys or not preset:
+        return ""
+    env_values = {k: v for k, v in conf_values("env", preset).items() if k != "env.id"}
+    inherited, (tuned, source) = _from_file(config, env_values, _value_keys(hc)), _tuned(config, hc)
+    parts = [f"the '{preset}' preset's other values ({inherited})"] if inherited else []
+    parts += [f"its tuning for {choices.get('agent')} ({tuned}; {source})"] if tuned else []
+    if not parts:
+        return ""
+    return (
+        f"note: env.id={config.env.id} runs with {' and '.join(parts)} unless set here; "
+        "env=NAME picks a closer preset (conf/env/), ~tuned drops the tuning."
+    )
+
+
+def _tuned_line(config: TrainConfig, hc: Any) -> str:
+    """``tuned for (tqc, Pendulum-v1): agent.lr=0.001 (conf/tuned/tqc_pendulum.yaml)``, or ""."""
+    tuned, source = _tuned(config, hc)
+    if not tuned:
+        return ""
+    choices = hc.runtime.choices
+    preset = choices.get("env")
+    env_id = conf_values("env", preset).get("env.id", config.env.id) if preset else config.env.id
+    return f"tuned for ({choices.get('agent')}, {env_id}): {tuned} ({source})"
+
+
+def _say_what_the_presets_set(config: TrainConfig, hc: Any) -> None:
+    """One line at the start of a fresh run: the env.id note (which names the tuned values too),
+    else the tuned values applied; nothing when neither applies. The env is made first, so that
+    an env error comes alone, before any line."""
+    line = _env_id_note(config, hc) or _tuned_line(config, hc)
+    if line:
+        make_env(config.env.id, config.env.kwargs).close()
+        print(f"[rl_repara] {line}", flush=True)
 
 
 def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[float]:

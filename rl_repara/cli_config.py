@@ -1,9 +1,11 @@
-"""The CLI's configs: the schemas Hydra checks ``conf/`` against, where ``conf/`` is, and the
-resolvers that make a resumed run continue in its own dir."""
+"""The CLI's configs: the schemas Hydra checks ``conf/`` against, where ``conf/`` is, what one of
+its files sets, and the resolvers that make a resumed run continue in its own dir."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +21,7 @@ __all__ = [
     "EvalCliConfig",
     "ExportCliConfig",
     "config_dir",
+    "conf_values",
     "register_configs",
     "run_dir_resolver",
     "output_subdir_resolver",
@@ -54,6 +57,41 @@ def config_dir() -> str:
         if (candidate / "config.yaml").is_file():
             return str(candidate)
     return "pkg://rl_repara.conf"
+
+
+def _conf_text(relpath: str) -> Optional[str]:
+    """The text of ``conf/<relpath>``, or None when ``conf/`` has no such file."""
+    root = config_dir()
+    if root.startswith("pkg://"):
+        file = resources.files(root[len("pkg://") :]).joinpath(relpath)
+        return file.read_text() if file.is_file() else None
+    path = Path(root) / relpath
+    return path.read_text() if path.is_file() else None
+
+
+def _flatten(node: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(node, dict) or not node:
+        return {prefix.rstrip("."): node} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out
+
+
+def conf_values(group: str, name: str) -> dict[str, Any]:
+    """The values ``conf/<group>/<name>.yaml`` sets, by dotted config key, where its ``# @package``
+    header puts them (``_global_``: from the top, ``agent``: under ``agent.``; none: under the
+    group's name, Hydra's default); empty when there is no such file. Lists are single values."""
+    text = _conf_text(f"{group}/{name}.yaml")
+    if text is None:
+        return {}
+    header = re.match(r"#\s*@package\s+(\S+)", text)
+    package = header.group(1) if header else group
+    raw = OmegaConf.to_container(OmegaConf.create(text))
+    if not isinstance(raw, dict):
+        return {}
+    raw.pop("defaults", None)
+    return _flatten(raw, "" if package == "_global_" else f"{package}.")
 
 
 def run_dir_resolver(resume: Optional[str], default: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,9 @@ def test_short_run_writes_run_dir_and_tags(straight):
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert saved(run_dir)["counters"]["global_step"] == 600
     final = tags["eval/mean_return"][-1][1]
+    # Pendulum's SAC tuning, once, without the learning_starts given on the command line
+    tuned = "[rl_repara] tuned for (sac, Pendulum-v1): agent.lr=0.001 (conf/tuned/sac_pendulum.yaml)"
+    assert proc.stdout.splitlines()[0] == tuned and proc.stdout.count("tuned for") == 1
     summary = proc.stdout.strip().splitlines()[-1]
     assert f"run dir {run_dir}" in summary and "step 600" in summary
     assert f"last eval return {final:.2f}" in summary
@@ -117,16 +121,45 @@ def test_default_config_is_pendulum_sac(tmp_path):
 
 
 def test_env_id_alone_notes_the_preset_it_inherits(tmp_path):
-    """`env.id=X` keeps the default preset's lr, learning_starts and eval interval: a note says
-    so. With `env=NAME` the user chose the preset, and nothing is printed."""
-    base = [TRAIN, "env.id=InvertedPendulum-v5", "total_steps=150", "eval.every_steps=0", *TINY]
+    """`env.id=X` keeps the default preset's other values and its tuning for the agent: one
+    note names those the run kept, not those set on the command line (here total_steps and
+    agent.learning_starts). With `env=NAME` the user chose the preset: no note."""
+    base = [TRAIN, "env.id=InvertedPendulum-v5", "total_steps=150", *TINY]
     out = ok([*base, "hydra.run.dir=a"], tmp_path).stdout
-    assert (
-        "note: env.id=InvertedPendulum-v5 runs with the 'pendulum' preset's other values "
-        "(agent.lr=0.001" in out
+    note = (
+        "[rl_repara] note: env.id=InvertedPendulum-v5 runs with the 'pendulum' preset's other "
+        "values (eval.every_steps=2000) and its tuning for sac (agent.lr=0.001; "
+        "conf/tuned/sac_pendulum.yaml) unless set here;"
     )
-    out = ok([*base, "env=hopper", "hydra.run.dir=b"], tmp_path).stdout
+    assert out.startswith(note) and out.count("[rl_repara] note:") == 1, out
+    assert "tuned for" not in out  # the note says it once
+    out = ok([*base, "eval.every_steps=0", "agent.lr=3e-4", "hydra.run.dir=b"], tmp_path).stdout
+    assert "note:" not in out and "tuned for" not in out  # all set here: nothing kept
+    out = ok([*base, "env=hopper", "eval.every_steps=0", "hydra.run.dir=c"], tmp_path).stdout
     assert "note:" not in out
+
+
+def test_the_tuned_line_names_the_pairs_values_the_run_applied(tmp_path):
+    """agent=tqc on the default env gets TQC's Pendulum tuning (conf/tuned/tqc_pendulum.yaml),
+    said once at the start; the learning_starts set here is not listed. ~tuned: none, no line.
+    .hydra/hydra.yaml records the pair looked up, .hydra/config.yaml the values."""
+    base = [TRAIN, "agent=tqc", "total_steps=120", "eval.every_steps=0", *TINY]
+    out = ok([*base, "hydra.run.dir=a"], tmp_path).stdout
+    line = "[rl_repara] tuned for (tqc, Pendulum-v1): agent.lr=0.001 (conf/tuned/tqc_pendulum.yaml)"
+    assert out.splitlines()[0] == line and out.count("tuned for") == 1, out
+    assert "tuned: tqc_pendulum" in (tmp_path / "a" / ".hydra" / "hydra.yaml").read_text()
+    assert "lr: 0.001" in (tmp_path / "a" / ".hydra" / "config.yaml").read_text()
+    out = ok([*base, "~tuned", "hydra.run.dir=b"], tmp_path).stdout
+    assert "tuned for" not in out
+    assert saved(tmp_path / "b")["config"]["agent"]["lr"] == 3e-4  # tqc.yaml's own
+
+
+def test_an_env_error_comes_first_and_alone(tmp_path):
+    """The note of `env.id=X` (and the tuned line) come only after the env was made: a broken
+    env id prints its one error line and nothing else."""
+    proc = run([TRAIN, "env.id=CartPole-v1", *TINY], tmp_path)
+    _assert_clean_error(proc, "rl-repara-train", "CartPole-v1 has a Discrete action space")
+    assert proc.stdout == ""
 
 
 def _parse_eval(stdout: str) -> tuple[float, float]:
@@ -207,6 +240,7 @@ def test_resume_in_a_new_process_is_bit_exact(straight, tmp_path):
     hydra_cfg = (run_b / ".hydra" / "config.yaml").read_text()
     proc = ok([TRAIN, f"resume={run_b}", "total_steps=600"], tmp_path)
     assert "at step 300, training to step 600" in proc.stdout
+    assert "tuned for" not in proc.stdout  # a resume continues the saved config
     a, b = scalars(run_a), scalars(run_b)
     for tag in LOSS_TAGS + ["eval/mean_return", "charts/episodic_return"]:
         assert b[tag] == a[tag], tag
@@ -249,6 +283,30 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_last_is_corrupt(strai
     # the torn file is set aside, not linked over the good previous checkpoint by the save
     assert saved(run_dir, "last.prev.pt")["counters"]["global_step"] == 200
     assert (run_dir / "checkpoints" / "last.unreadable.pt").read_bytes() == torn
+
+
+def test_a_second_trainer_on_a_run_dir_in_use_fails_with_the_lock_error_alone(straight, tmp_path):
+    """While a trainer holds a run dir, a second one (resume=, the same command again, or a
+    fresh run into it) prints the lock's one error line and nothing before it: no "resuming
+    ..." line, no tuned line; the checkpoint is left alone."""
+    from rl_repara.checkpoint import RunDirLock
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight[0], run_dir)
+    (tmp_path / "fresh").mkdir()
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    commands = {
+        "resume": ([TRAIN, f"resume={run_dir}", "total_steps=900"], run_dir),
+        "same command": ([TRAIN, "hydra.run.dir=run", "total_steps=900", *STRAIGHT], run_dir),
+        "fresh": ([TRAIN, "hydra.run.dir=fresh", "total_steps=900", *STRAIGHT], tmp_path / "fresh"),
+    }
+    for case, (cmd, locked) in commands.items():
+        with RunDirLock(locked):
+            proc = run(cmd, tmp_path)
+        _assert_clean_error(proc, "rl-repara-train", "is in use by another trainer")
+        assert proc.stdout == "", f"{case}: {proc.stdout}"
+        assert locked.is_dir()  # the holder's dir is not cleaned up as an unused one
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
 
 
 def test_resume_of_a_finished_run_does_nothing(straight, tmp_path):
