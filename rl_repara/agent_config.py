@@ -23,7 +23,7 @@ class SACConfig:
     gamma: float = 0.99  # discount γ
     tau: float = 0.005  # Polyak rate: θ' ← (1 − τ)θ' + τθ
     lr: float = 3e-4  # Adam learning rate of actor, critics and α
-    adam_beta1: float = 0.9  # Adam's β1 (CrossQ: 0.5)
+    adam_beta1: float = 0.9  # Adam's β1 of actor and critics (CrossQ: 0.5); log α's is always 0.9
     batch_size: int = 256
     buffer_size: int = 1_000_000
     learning_starts: int = 5_000  # env steps of uniform random actions before learning

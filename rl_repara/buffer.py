@@ -181,7 +181,8 @@ class ReplayBuffer:
         if self._host_views is not None:
             for key, value in values.items():
                 if torch.is_tensor(value):  # any dtype (bf16 has no NumPy twin); np.array copies
-                    value = value.detach().to("cpu", torch.float32)
+                    # .numpy(): NumPy 2.4 deprecates np.array(tensor) (Tensor.__array__ takes no copy=)
+                    value = value.detach().to("cpu", torch.float32).numpy()
                 src = np.array(value, dtype=np.float32).reshape(n, *self._data[key].shape[1:])
                 if dropped is not None:
                     src[dropped] = 0.0

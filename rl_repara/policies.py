@@ -104,9 +104,10 @@ class TanhGaussianPolicy(nn.Module):
         return self.to_env(torch.tanh(mu))
 
     def _loc_scale(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """μ and σ for ``obs [..., obs_dim]``, in float32 even when the matmuls run under bf16
-        autocast."""
-        mu, raw = self.head(self.trunk(self.normalize(obs))).float().chunk(2, dim=-1)
+        """μ and σ for ``obs [..., obs_dim]``, in the head's output dtype but at least float32:
+        float32 when the matmuls run under bf16 autocast, float64 for a float64 policy."""
+        out = self.head(self.trunk(self.normalize(obs)))
+        mu, raw = out.to(torch.promote_types(out.dtype, torch.float32)).chunk(2, dim=-1)
         lo, hi = self.log_std_bounds
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
         return mu, log_std.exp()

@@ -22,7 +22,12 @@ from .requirements import check_requirements
 from .rng import restore_generator
 from .whole_update import Actions, compile_update, ensure_adam_state
 
-__all__ = ["SACConfig", "SAC"]
+__all__ = ["SACConfig", "SAC", "ALPHA_ADAM_BETAS"]
+
+# Adam's (β1, β2) for log α, whatever ``adam_beta1`` says (that one is for the actor and the
+# critics): the SAC authors, CrossQ's authors (adityab/CrossQ, optax.adam defaults for the
+# entropy coefficient), SBX and SB3-contrib all train α with torch/optax's default betas.
+ALPHA_ADAM_BETAS = (0.9, 0.999)
 
 
 # ----------------------------------------------------------------------------------- learner
@@ -46,6 +51,22 @@ def _mode(module: torch.nn.Module, train: bool) -> Iterator[None]:
         module.train(before)
 
 
+@contextlib.contextmanager
+def _batch_renorm_mode(module: torch.nn.Module, train: bool) -> Iterator[None]:
+    """The Batch Renorm layers inside ``module`` in train mode (batch statistics, updated) or
+    eval mode (running statistics, untouched) inside the block; the rest of ``module`` keeps
+    its mode (dropout stays as it is). Their previous modes after."""
+    layers = [m for m in module.modules() if isinstance(m, BatchRenorm)]
+    before = [m.training for m in layers]
+    for layer in layers:
+        layer.train(train)
+    try:
+        yield
+    finally:
+        for layer, was in zip(layers, before):
+            layer.train(was)
+
+
 class SAC:
     """The learner of the SAC family: policy, critic ensemble, target critics (or none), log α
     and their optimizers, configured by ``SACConfig`` (SAC, CrossQ, TQC, DroQ, REDQ).
@@ -55,8 +76,13 @@ class SAC:
     Hydra or logging. Layers whose behaviour depends on the mode: Batch Renorm runs on batch
     statistics where the CrossQ authors' code does (the critics in the critic step, the actor
     in the actor step) and on running statistics elsewhere (next actions, the critics in the
-    actor step, a target network's critics, acting); dropout is on in every critic pass, as in
-    DroQ. The policy rests in eval mode, so acting and evaluation never touch its statistics.
+    actor step, a target network's critics, acting); dropout is on in every critic pass, the
+    actor step's included, as in DroQ's and CrossQ's published code (flax ``Dropout`` with
+    ``deterministic=False`` while Batch Renorm takes ``use_running_average``). The policy
+    rests in eval mode, so acting and evaluation never touch its statistics.
+
+    Adam: ``adam_beta1`` is the actor's and the critics' β1; log α always uses
+    ``ALPHA_ADAM_BETAS`` (β1 = 0.9), as the SAC, CrossQ and DroQ authors do.
     """
 
     def __init__(
@@ -102,7 +128,7 @@ class SAC:
         )
         self.actor_optimizer = _adam(self.policy.parameters(), cfg.lr, cfg.adam_beta1)
         self.critic_optimizer = _adam(self.critics.parameters(), cfg.lr, cfg.adam_beta1)
-        self.alpha_optimizer = _adam([self.log_alpha], cfg.lr, cfg.adam_beta1)
+        self.alpha_optimizer = _adam([self.log_alpha], cfg.lr, ALPHA_ADAM_BETAS[0])
         self._critic_params: list[torch.Tensor] = list(self.critics.parameters())
         self._target_params: list[torch.Tensor] = (
             [] if self.target_critics is None else list(self.target_critics.parameters())
@@ -157,12 +183,14 @@ class SAC:
         return perm[:m]
 
     def _actor_step_modes(self) -> contextlib.AbstractContextManager:
-        """Batch Renorm: the actor on batch statistics, the critics on running ones."""
+        """Batch Renorm: the actor on batch statistics, the critics' Batch Renorm layers on
+        running ones (read, not updated); the critics' dropout stays on."""
         if not self._modal:
             return contextlib.nullcontext()
         stack = contextlib.ExitStack()
         stack.enter_context(_mode(self.policy, True))
-        stack.enter_context(_mode(self.critics, not self._brn_critics))
+        stack.enter_context(_mode(self.critics, True))  # dropout on
+        stack.enter_context(_batch_renorm_mode(self.critics, False))
         return stack
 
     def _update_step(self, batch: Batch, actor_step: bool, target_step: bool) -> Info:
@@ -279,7 +307,14 @@ class SAC:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore everything, α included: ``log_alpha`` is updated in place, so the α optimizer
-        keeps training the very tensor it holds (α is not frozen after a load)."""
+        keeps training the very tensor it holds (α is not frozen after a load).
+
+        The optimizers' state (moments, step counts, learning rates) comes from ``state``;
+        their betas stay those this learner was built with (``adam_beta1`` for actor and
+        critics, ``ALPHA_ADAM_BETAS`` for α). ``torch.optim.Optimizer.load_state_dict`` would
+        restore the saved betas too: a CrossQ checkpoint written before α's β1 was fixed at
+        0.9 holds 0.5 there, and its resumed run now trains α with 0.9. (A resume runs the
+        saved config, so the actor's and critics' betas are the saved ones anyway.)"""
         self.policy.load_state_dict(state["policy"])
         self.critics.load_state_dict(state["critics"])
         if self.target_critics is not None:
@@ -288,7 +323,10 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         for name, optimizer in self.optimizers.items():
+            betas = [group["betas"] for group in optimizer.param_groups]
             optimizer.load_state_dict(state[name])
+            for group, built in zip(optimizer.param_groups, betas):
+                group["betas"] = built
             if self._whole_update is not None:  # a checkpoint saved before the first update
                 ensure_adam_state(optimizer)
         self.num_updates = state["num_updates"]

@@ -29,7 +29,8 @@ PRESETS = {
                "policy_delay": 3, "adam_beta1": 0.5, "lr": 1e-3, "critic_hidden_sizes": [2048, 2048]},
     "tqc": {"num_critics": 5, "num_quantiles": 25, "drop_quantiles": 2, "actor_q": "mean",
             "critic_hidden_sizes": [512, 512, 512]},
-    "droq": {"critic_dropout": 0.01, "critic_norm": "layer", "utd": 20, "policy_delay": 20},
+    "droq": {"critic_dropout": 0.01, "critic_norm": "layer", "utd": 20, "policy_delay": 20,
+             "actor_q": "mean"},
     "redq": {"num_critics": 10, "critic_subset": 2, "utd": 20, "policy_delay": 20, "actor_q": "mean"},
     "sac-nstep3-pink": {"n_step": 3, "noise_beta": 1.0},
 }  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -75,6 +76,30 @@ def test_accepts_torch_tensors_and_numpy_alike():
     from_torch = ReplayBuffer(8, OBS_DIM, ACT_DIM, seed=1)
     from_torch.add(*(torch.as_tensor(np.asarray(x)) for x in transitions(range(4))))
     assert_batches_equal(from_numpy.sample(16), from_torch.sample(16))
+
+
+def test_adding_torch_tensors_warns_of_nothing():
+    """NumPy 2.4 deprecates ``np.array(tensor, dtype=...)`` (a ``DeprecationWarning``: torch's
+    ``Tensor.__array__`` takes no ``copy`` keyword), an error under ``-W error``: ``add`` turns
+    torch inputs (float32, float64, bf16, bool) into NumPy through ``Tensor.numpy()`` instead,
+    and stores the same values."""
+    obs, action, reward, next_obs, terminated = transitions(range(4))
+    fields = (
+        torch.as_tensor(obs),
+        torch.as_tensor(action).to(torch.bfloat16),
+        torch.as_tensor(reward, dtype=torch.float64),
+        torch.as_tensor(next_obs),
+        torch.as_tensor(terminated),
+    )
+    buffer = ReplayBuffer(8, OBS_DIM, ACT_DIM, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        buffer.add(*fields, truncated=torch.zeros(4, dtype=torch.bool), valid=torch.ones(4))
+    data = buffer.state_dict()["data"]
+    torch.testing.assert_close(data["obs"][:4], torch.as_tensor(obs))
+    torch.testing.assert_close(data["action"][:4], fields[1].float())
+    torch.testing.assert_close(data["reward"][:4], torch.as_tensor(reward))
+    torch.testing.assert_close(data["terminated"][:4], torch.as_tensor(terminated).float())
 
 
 def test_sample_uses_its_own_generator():

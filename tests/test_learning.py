@@ -35,7 +35,9 @@ REDUCED = {
     "tqc": {  # 2 critics of 256x256 (preset: 5 of 512x512x512)
         "num_critics": 2, "num_quantiles": 25, "drop_quantiles": 2, "actor_q": "mean",
     },
-    "droq": {"critic_dropout": 0.01, "critic_norm": "layer", "utd": 5, "policy_delay": 5},  # UTD 5 (20)
+    "droq": {  # UTD 5 (preset: 20)
+        "critic_dropout": 0.01, "critic_norm": "layer", "utd": 5, "policy_delay": 5, "actor_q": "mean",
+    },
     "redq": {  # 5 critics, UTD 5 (preset: 10 critics, UTD 20)
         "num_critics": 5, "critic_subset": 2, "utd": 5, "policy_delay": 5, "actor_q": "mean",
     },

@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import io
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
 from rl_repara.losses import actor_loss, alpha_loss, critic_loss
+from rl_repara.norm_layers import BatchRenorm
 
 OBS_DIM, ACT_DIM, B = 3, 2, 16
 
@@ -261,6 +264,115 @@ def test_alpha_keeps_training_after_load_state_dict():
     for name in ("policy", "critics", "targets"):
         for x, y in zip(snapshot(original)[name], snapshot(restored)[name]):
             torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_log_alpha_trains_with_adam_beta1_0_9_whatever_adam_beta1_says():
+    """``adam_beta1`` is the actor's and the critics' β1 (CrossQ: 0.5); log α's Adam keeps
+    β1 = 0.9, as the SAC and CrossQ authors, SBX and SB3-contrib train it. The gradients that
+    reached log α, replayed through torch's Adam with betas (0.9, 0.999), give the learner's
+    log α after every update."""
+    torch.manual_seed(0)
+    sac = SAC(make_policy(), small_config(adam_beta1=0.5))
+    assert sac.actor_optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    assert sac.critic_optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    assert sac.alpha_optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    grads: list[torch.Tensor] = []
+    sac.log_alpha.register_hook(lambda g: grads.append(g.detach().clone()))
+    mirror = torch.nn.Parameter(sac.log_alpha.detach().clone())
+    reference = torch.optim.Adam([mirror], lr=sac.config.lr, betas=(0.9, 0.999))
+    for step in range(5):
+        sac.update(make_batch())
+        mirror.grad = grads[-1]
+        reference.step()
+        assert sac.log_alpha.item() == pytest.approx(mirror.item(), rel=1e-6, abs=1e-7), step
+
+
+def test_a_state_whose_alpha_optimizer_holds_beta1_0_5_loads_with_0_9():
+    """CrossQ checkpoints written before log α's β1 was fixed at 0.9 hold β1 = 0.5 in the α
+    optimizer's param group, which ``torch.optim.Optimizer.load_state_dict`` restores. The
+    learner keeps the betas it was built with, so a resumed CrossQ run trains α with 0.9; the
+    Adam moments and step counts come from the state."""
+    torch.manual_seed(0)
+    old = SAC(make_policy(), small_config(adam_beta1=0.5))
+    old.update(make_batch())
+    state = copy.deepcopy(old.state_dict())
+    state["alpha_optimizer"]["param_groups"][0]["betas"] = (0.5, 0.999)
+    restored = SAC(make_policy(), small_config(adam_beta1=0.5))
+    restored.load_state_dict(state)
+    assert restored.alpha_optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert restored.actor_optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    assert restored.critic_optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    saved, loaded = state["alpha_optimizer"]["state"][0], restored.alpha_optimizer.state_dict()["state"][0]
+    for key in ("step", "exp_avg", "exp_avg_sq"):
+        assert torch.equal(torch.as_tensor(loaded[key]), torch.as_tensor(saved[key])), key
+
+
+def test_the_actor_step_keeps_dropout_on_in_batch_renorm_critics_and_their_statistics_as_they_are():
+    """Batch Renorm critics with dropout (CrossQ's critics with DroQ's dropout): in the actor
+    step's critic pass dropout is on and Batch Renorm normalizes with its running statistics,
+    which the pass leaves untouched, as in the published code (flax ``Dropout(deterministic=
+    False)`` beside ``BatchRenorm(use_running_average=True)``). The pass is replayed from its
+    inputs and RNG state: the output is that of train-mode dropout over eval-mode Batch Renorm,
+    and neither that without dropout nor that on batch statistics."""
+    torch.manual_seed(0)
+    cfg = small_config(
+        target_network=False, critic_norm="batchrenorm", critic_dropout=0.3, brn_warmup_steps=0
+    )
+    sac = SAC(make_policy(), cfg)
+    passes: list[dict] = []
+
+    def before(module, args, kwargs):
+        passes.append({"rng": torch.get_rng_state(), "buffers": [b.clone() for b in module.buffers()]})
+
+    def after(module, args, kwargs, output):
+        passes[-1].update(
+            args=[a.detach().clone() for a in args], kwargs=kwargs, output=output.detach().clone(),
+            buffers_after=[b.clone() for b in module.buffers()],
+        )  # fmt: skip
+
+    hooks = [
+        sac.critics.register_forward_pre_hook(before, with_kwargs=True),
+        sac.critics.register_forward_hook(after, with_kwargs=True),
+    ]
+    sac.update(make_batch())
+    for hook in hooks:
+        hook.remove()
+    assert len(passes) == 2  # the critic step's joint pass, then the actor step's pass
+    actor_pass = passes[1]
+    for x, y in zip(actor_pass["buffers"], actor_pass["buffers_after"]):
+        assert torch.equal(x, y), "the actor step's critic pass changed the Batch Renorm statistics"
+
+    def replay(dropout: bool, batch_statistics: bool) -> torch.Tensor:
+        critics = copy.deepcopy(sac.critics).train(dropout)
+        for layer in critics.modules():
+            if isinstance(layer, BatchRenorm):
+                layer.train(batch_statistics)
+        torch.set_rng_state(actor_pass["rng"])
+        with torch.no_grad():
+            return critics(*actor_pass["args"], **actor_pass["kwargs"])
+
+    torch.testing.assert_close(actor_pass["output"], replay(True, False), rtol=0, atol=0)
+    assert not torch.allclose(actor_pass["output"], replay(False, False)), "dropout was off"
+    assert not torch.allclose(actor_pass["output"], replay(True, True)), "batch statistics were used"
+    assert sac.critics.training and all(m.training for m in sac.critics.modules())  # at rest
+
+
+def test_the_droq_preset_actor_maximizes_the_mean_of_its_two_critics():
+    """conf/agent/droq.yaml: the actor loss is ``mean_B [α·log π(ã|s) − ½(Q₁ + Q₂)(s, ã)]``, as in
+    the DroQ authors' code (``q = 0.5 * (q1 + q2)`` when dropout is on), not the min."""
+    values = yaml.safe_load((Path(__file__).parents[1] / "conf" / "agent" / "droq.yaml").read_text())
+    values.pop("defaults")
+    cfg = SACConfig(**{**values, "hidden_sizes": [16]})
+    torch.manual_seed(0)
+    policy, critics = make_policy(), QEnsemble(OBS_DIM, ACT_DIM, **cfg.critic_kwargs()).eval()
+    obs, alpha = torch.randn(B, OBS_DIM), torch.tensor(0.3)
+    torch.manual_seed(1)
+    loss, _ = actor_loss(policy, critics, alpha, obs, cfg.actor_q)
+    torch.manual_seed(1)
+    action, log_prob = policy.sample_unit(obs)
+    q = critics(obs, action)
+    assert q.shape[0] == 2 and not torch.allclose(q[0], q[1])
+    torch.testing.assert_close(loss, (alpha * log_prob - q.mean(0)).mean())
 
 
 def _same_net_two_bounds(dim: int, half: float) -> tuple[TanhGaussianPolicy, TanhGaussianPolicy]:

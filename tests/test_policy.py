@@ -211,3 +211,30 @@ def test_from_spaces_rejects_an_unbounded_box():
 def test_policy_bad_bounds_raise_a_clear_error(low, high):
     with pytest.raises(ValueError, match="low < high"):
         TanhGaussianPolicy(OBS_DIM, 2, hidden_sizes=(8,), action_low=low, action_high=high)
+
+
+def test_a_float64_policy_computes_mu_and_sigma_in_float64():
+    """``policy.double()``: μ and σ (and the actions and log-densities built on them) are float64
+    and equal a float64 reference written out from the weights; no float32 rounding on the way
+    (about 1e-7 relative). Under bf16 autocast a float32 policy's μ and σ stay float32."""
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy(OBS_DIM, 2, hidden_sizes=(8,), action_low=LOW, action_high=HIGH).double()
+    obs = torch.randn(5, OBS_DIM, dtype=torch.float64)
+    first, head = policy.trunk[0], policy.head
+    with torch.no_grad():
+        out = torch.relu(obs @ first.weight.T + first.bias) @ head.weight.T + head.bias
+    mu, raw = out[:, :2], out[:, 2:]
+    lo, hi = policy.log_std_bounds
+    sigma = torch.exp(lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0))
+    dist = policy.distribution(obs)
+    assert dist.loc.dtype == dist.scale.dtype == torch.float64
+    torch.testing.assert_close(dist.loc, mu, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(dist.scale, sigma, rtol=1e-12, atol=1e-14)
+    action = policy.deterministic_action(obs)
+    assert action.dtype == torch.float64
+    torch.testing.assert_close(action, MID + HALF * torch.tanh(mu), rtol=1e-12, atol=1e-14)
+    y, log_prob = policy.sample_unit(obs)
+    assert y.dtype == log_prob.dtype == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = TanhGaussianPolicy(OBS_DIM, 2, hidden_sizes=(8,)).distribution(obs.float())
+    assert bf16.loc.dtype == bf16.scale.dtype == torch.float32

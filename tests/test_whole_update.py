@@ -20,7 +20,7 @@ OBS_DIM, ACT_DIM, B, HIDDEN = 5, 3, 32, (16, 16)
 PRESETS = {
     "sac": {},
     "tqc": {"num_critics": 3, "num_quantiles": 5, "drop_quantiles": 1, "actor_q": "mean"},
-    "droq": {"critic_dropout": 0.1, "critic_norm": "layer", "policy_delay": 2},
+    "droq": {"critic_dropout": 0.1, "critic_norm": "layer", "policy_delay": 2, "actor_q": "mean"},
     "redq": {"num_critics": 4, "critic_subset": 2, "actor_q": "mean", "target_update_every": 2},
     "fixed_alpha": {"autotune_alpha": False, "init_alpha": 0.2},
     "normalize_obs": {"normalize_obs": True, "policy_delay": 2, "target_update_every": 3},
@@ -117,6 +117,24 @@ def test_adam_step_is_torch_adam():
     for p, q in zip(params, mirror):
         for key in ("step", "exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(ours.state[p][key], theirs.state[q][key])
+
+
+def test_the_whole_update_steps_log_alpha_with_beta1_0_9_whatever_adam_beta1_says():
+    """``adam_beta1=0.5`` (CrossQ's) is the actor's and the critics' β1; the whole update's Adam
+    step for log α, which reads the optimizer's betas, uses 0.9 as the eager update does. The
+    α gradient ``−mean(log π + H)`` (the α loss over log α), replayed through torch's Adam with
+    betas (0.9, 0.999), gives the learner's log α after every update."""
+    sac = make_sac(adam_beta1=0.5, lr=1e-2, init_alpha=0.5)
+    update = make_update(sac)
+    mirror = torch.nn.Parameter(sac.log_alpha.detach().clone())
+    reference = torch.optim.Adam([mirror], lr=1e-2, betas=(0.9, 0.999))
+    for step in range(5):
+        log_alpha = sac.log_alpha.item()
+        sac.num_updates += 1
+        info, _ = update(make_batch(step), None, True, True, None)
+        mirror.grad = torch.tensor(float(info["alpha_loss"]) / log_alpha)
+        reference.step()
+        assert sac.log_alpha.item() == pytest.approx(mirror.item(), rel=1e-5, abs=1e-6), step
 
 
 def test_a_checkpoint_moves_between_the_eager_and_the_whole_update():
