@@ -35,10 +35,6 @@ train_main()
 """
 
 
-# the CLI's Hydra callback (conf/config.yaml registers it; ++ also works where it is registered)
-CALLBACK = "++hydra.callbacks.rl_repara._target_=rl_repara.sweeps.CliCallback"
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """3 trials of search=sac on Pendulum at 300 steps, 2 at a time (joblib)."""
@@ -48,7 +44,6 @@ def study(tmp_path_factory):
     cmd += ["hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     cmd += ["hydra.sweep.dir=sweep", "total_steps=300", "agent.learning_starts=100"]
     cmd += ["agent.hidden_sizes=[32,32]", "eval.every_steps=150", "eval.episodes=1", "log.progress=none"]
-    cmd += [CALLBACK]
     env = {**_env(), "TOLD_FILE": str(cwd / "told.json")}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr
