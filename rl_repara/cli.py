@@ -33,8 +33,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from .checkpoint import RunDirLock, find_checkpoint, load_latest
-from .cli_config import EvalCliConfig, conf_values, config_dir, to_object
+from .cli_config import EvalCliConfig, config_dir, to_object
 from .cli_errors import JobFailed, in_sweep_worker, job_error, run_cli
+from .cli_presets import override_keys, say_what_the_presets_set
 from .config import TrainConfig
 from .device import resolve_device
 from .envs import make_env
@@ -50,19 +51,10 @@ __all__ = ["train_main", "eval_main"]
 
 
 # --------------------------------------------------------------------------------- training
-def _override_keys(hc: Any) -> set[str]:
-    """The config keys the user set on the command line (``+key``/``++key`` included)."""
-    keys = set()
-    for o in hc.overrides.task:
-        key = o.split("=", 1)[0].lstrip("+~")
-        keys.add(key)
-    return keys
-
-
 def _resume_point(config: TrainConfig, resume_dir: Path, hc: Any, auto: bool) -> Optional[ResumePoint]:
     """Where ``resume_dir`` continues, with the resumable keys the user set (the library's
     ``resume_point`` decides the rest); None when the run is already complete."""
-    user_keys = _override_keys(hc)
+    user_keys = override_keys(hc)
     overrides = {k: get_key(config, k) for k in RESUMABLE_KEYS if k in user_keys}
     ignored = sorted(user_keys - set(RESUMABLE_KEYS) - {"resume"})
     if ignored and not auto:
@@ -104,7 +96,7 @@ def _remove_unused_run_dir(run_dir: Path) -> None:
 
 def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
     config: TrainConfig = to_object(cfg, TrainConfig)
-    if "run_dir" in _override_keys(hc):
+    if "run_dir" in override_keys(hc):
         raise ConfigError("the run dir is Hydra's output dir: choose it with hydra.run.dir=DIR.")
     run_dir = Path(hc.runtime.output_dir)
     config.run_dir = str(run_dir)
@@ -136,7 +128,7 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
         prepare_headless()
     if resume_dir is None:
         _check_not_in_use(run_dir)
-        _say_what_the_presets_set(config, hc)
+        say_what_the_presets_set(config, hc)
     return _finish(train(config), config, hc)
 
 
@@ -168,92 +160,6 @@ def _check_search(config: TrainConfig, hc: Any) -> None:
             "an Optuna search maximizes the final eval return, and eval.every_steps=0 turns "
             "evaluation off: set eval.every_steps to a positive number of steps."
         )
-
-
-def _value_keys(hc: Any) -> set[str]:
-    """The config keys the user set a value of (``agent.lr=...``), not a config group's choice
-    (``agent=tqc``, ``env=hopper``)."""
-    return _override_keys(hc) - set(hc.runtime.choices)
-
-
-def _set_here(key: str, user_keys: set[str]) -> bool:
-    """Whether the command line set ``key`` (or a config node above it)."""
-    return any(key == k or key.startswith(k + ".") for k in user_keys)
-
-
-def _value(config: TrainConfig, key: str) -> Any:
-    obj: Any = config
-    for part in key.split("."):
-        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
-    return obj
-
-
-def _show(value: Any) -> str:
-    """A value as the command line writes it (``0.001``, ``[400,300]``, ``true``, ``null``)."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_show(v) for v in value) + "]"
-    return str(value)
-
-
-def _from_file(config: TrainConfig, values: dict[str, Any], user_keys: set[str]) -> str:
-    """``key=value, ...`` of the values a conf file set that this run kept (not set here)."""
-    kept = [k for k, v in values.items() if not _set_here(k, user_keys) and _value(config, k) == v]
-    return ", ".join(f"{k}={_show(_value(config, k))}" for k in kept)
-
-
-def _tuned(config: TrainConfig, hc: Any) -> tuple[str, str]:
-    """(``key=value, ...``, its file) of the values ``conf/tuned/<agent>_<env>.yaml`` gave this
-    run, the keys the command line did not set; ("", "") when no such file applied."""
-    pair = hc.runtime.choices.get("tuned")
-    values = _from_file(config, conf_values("tuned", pair), _value_keys(hc)) if pair else ""
-    return (values, f"conf/tuned/{pair}.yaml") if values else ("", "")
-
-
-def _env_id_note(config: TrainConfig, hc: Any) -> str:
-    """``env.id=X`` without ``env=NAME`` keeps the env preset's other values and its tuning:
-    the note naming those this run kept ("" when it kept none, or ``env.id`` was not set)."""
-    user_keys = _override_keys(hc)
-    choices = hc.runtime.choices
-    preset = choices.get("env")
-    if "env.id" not in user_keys or "env" in user_keys or not preset:
-        return ""
-    env_values = {k: v for k, v in conf_values("env", preset).items() if k != "env.id"}
-    inherited, (tuned, source) = _from_file(config, env_values, _value_keys(hc)), _tuned(config, hc)
-    parts = [f"the '{preset}' preset's other values ({inherited})"] if inherited else []
-    parts += [f"its tuning for {choices.get('agent')} ({tuned}; {source})"] if tuned else []
-    if not parts:
-        return ""
-    return (
-        f"note: env.id={config.env.id} runs with {' and '.join(parts)} unless set here; "
-        "env=NAME picks a closer preset (conf/env/), ~tuned drops the tuning."
-    )
-
-
-def _tuned_line(config: TrainConfig, hc: Any) -> str:
-    """``tuned for (tqc, Pendulum-v1): agent.lr=0.001 (conf/tuned/tqc_pendulum.yaml)``, or ""."""
-    tuned, source = _tuned(config, hc)
-    if not tuned:
-        return ""
-    choices = hc.runtime.choices
-    preset = choices.get("env")
-    env_id = conf_values("env", preset).get("env.id", config.env.id) if preset else config.env.id
-    return f"tuned for ({choices.get('agent')}, {env_id}): {tuned} ({source})"
-
-
-def _say_what_the_presets_set(config: TrainConfig, hc: Any) -> None:
-    """One line at the start of a fresh run: the env.id note (which names the tuned values too),
-    else the tuned values applied; nothing when neither applies. The env is made first, so that
-    an env error comes alone, before any line."""
-    line = _env_id_note(config, hc) or _tuned_line(config, hc)
-    if line:
-        make_env(config.env.id, config.env.kwargs).close()
-        print(f"[rl_repara] {line}", flush=True)
 
 
 def _finish(result: TrainResult, effective: TrainConfig, hc: Any) -> Optional[float]:
