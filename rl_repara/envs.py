@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
+import importlib.metadata
 import logging
 import os
 import pickle
 import sys
-import warnings
-from typing import Any, Callable, cast
+from typing import Any, Callable, Iterator, cast
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import ConfigError, EnvError
+from .errors import CheckpointError, ConfigError, EnvError
+from .logger import note
 from .spaces import check_action_space, check_observation_space
 
 __all__ = [
@@ -25,8 +27,11 @@ __all__ = [
     "snapshot_env",
     "restore_env",
     "restorable",
+    "simulator_versions",
     "TimeLimit",
     "prefer_headless_gl",
+    "Notices",
+    "notices",
 ]
 
 
@@ -68,18 +73,37 @@ class _CastObservation(gym.ObservationWrapper):
         return np.asarray(observation, dtype=np.float32)
 
 
+class Notices:
+    """One-line notes to the user (``logger.note``: ``[rl_repara] ...`` on stderr), each said
+    once per process: a run makes its train envs and its eval env alike, and says what they
+    share once. ``said`` holds what was said."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+
+    def say(self, message: str) -> None:
+        if message not in self.said:
+            self.said.add(message)
+            note(message)
+
+
+notices = Notices()
+
+
 def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | None = None) -> gym.Env:
     """``gym.make(env_id)`` checked for SAC: a bounded Box action space and a flat float32 Box
     observation (Dict and Tuple observations are flattened with Gymnasium's
-    ``FlattenObservation``, with a warning saying so; images are refused, see
-    ``spaces.check_observation_space``)."""
+    ``FlattenObservation``, with a note saying so; images are refused, see
+    ``spaces.check_observation_space``). MuJoCo's compiler warnings become notes too
+    (``_mujoco_warnings_as_notes``)."""
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     max_steps = kwargs.pop("max_episode_steps", None)
     _import_namespace(env_id)
     try:
-        env = gym.make(env_id, max_episode_steps=-1, **kwargs)  # -1: no Gymnasium TimeLimit
+        with _mujoco_warnings_as_notes(env_id):
+            env = gym.make(env_id, max_episode_steps=-1, **kwargs)  # -1: no Gymnasium TimeLimit
     except gym.error.NameNotFound as exc:
         raise ConfigError(
             f"unknown env id '{env_id}': it is not registered with Gymnasium ({exc}). "
@@ -98,16 +122,61 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
         env.close()
         raise
     if isinstance(obs_space, (spaces.Dict, spaces.Tuple)):
-        warnings.warn(
+        notices.say(
             f"{env_id} has a {type(obs_space).__name__} observation space; flattening it to a "
-            f"vector of {spaces.flatdim(obs_space)} floats.",
-            stacklevel=1,  # one place: the train and eval envs of a run warn once
+            f"vector of {spaces.flatdim(obs_space)} floats."
         )
     if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
         env = gym.wrappers.FlattenObservation(env)  # Dict, Tuple, Discrete (one-hot), rank 2
     if env.observation_space.dtype != np.float32:
         env = _CastObservation(env)
     return env
+
+
+def _mujoco_of(env_id: str) -> Any:
+    """The ``mujoco`` module when ``env_id`` is built by MuJoCo's compiler (Gymnasium's MuJoCo
+    envs, dm_control's), else None."""
+    if not env_id.startswith("dm_control/"):
+        try:
+            entry_point = gym.spec(env_id).entry_point
+        except gym.error.Error:
+            return None
+        if not isinstance(entry_point, str) or "mujoco" not in entry_point:
+            return None
+    try:
+        import mujoco
+    except ImportError:
+        return None
+    return mujoco
+
+
+@contextlib.contextmanager
+def _mujoco_warnings_as_notes(env_id: str) -> Iterator[None]:
+    """While ``env_id`` is built, MuJoCo's warnings are notes (once each), not MuJoCo's own
+    ``WARNING:`` lines (and its ``MUJOCO_LOG.TXT``). MuJoCo 3.x calls the ``settotalmass``
+    attribute of the HalfCheetah models (Gymnasium's and dm_control's) deprecated, at each
+    build: harmless, said once."""
+    mujoco = _mujoco_of(env_id)
+    if mujoco is None:
+        yield
+        return
+
+    def as_note(message: str) -> None:
+        message = message.strip()
+        if "'settotalmass' is deprecated" in message:
+            notices.say(
+                f"{env_id}'s model uses the 'settotalmass' attribute, which MuJoCo "
+                f"{mujoco.__version__} deprecates; harmless, MuJoCo still applies it."
+            )
+        else:
+            notices.say(f"MuJoCo {mujoco.__version__} warns while building {env_id}: {message}")
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(as_note)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 def prefer_headless_gl() -> None:
@@ -177,7 +246,7 @@ def _unwrapped_is_mujoco(env: gym.Env) -> bool:
 
 
 # Model fields dm_control tasks randomize at reset (reacher, finger, fish and swimmer place
-# their targets; quadruped-escape draws its terrain): saved with the MjData.
+# their targets; quadruped-escape draws its terrain): saved with the physics state.
 _DMC_MODEL_FIELDS = (
     "body_pos",
     "body_quat",
@@ -190,6 +259,142 @@ _DMC_MODEL_FIELDS = (
     "site_size",
     "hfield_data",
 )
+
+# MjData fields that ``mj_step`` leaves as they were *before* its last substep, and that an
+# env may read before its next step (Ant's and Humanoid's rewards read ``xpos`` and ``xipos``
+# to measure the motion a step makes). ``mj_forward`` after a restore recomputes them from the
+# restored state, which changed the first reward; the snapshot keeps them as they were.
+_DERIVED_FIELDS = (
+    "xpos",
+    "xquat",
+    "xmat",
+    "xipos",
+    "ximat",
+    "xanchor",
+    "xaxis",
+    "geom_xpos",
+    "geom_xmat",
+    "site_xpos",
+    "site_xmat",
+    "cam_xpos",
+    "cam_xmat",
+    "light_xpos",
+    "light_xdir",
+    "subtree_com",
+    "subtree_linvel",
+    "subtree_angmom",
+    "cinert",
+    "cdof",
+    "cvel",
+    "cdof_dot",
+    "cacc",
+    "cfrc_int",
+    "cfrc_ext",
+    "qfrc_actuator",
+    "qfrc_bias",
+    "qfrc_passive",
+    "qfrc_constraint",
+    "qfrc_smooth",
+    "qacc",
+    "qacc_smooth",
+    "act_dot",
+    "actuator_force",
+    "actuator_length",
+    "actuator_velocity",
+    "ten_length",
+    "ten_velocity",
+    "sensordata",
+    "energy",
+)
+
+
+def _state_parts() -> dict[str, int]:
+    """The parts of MuJoCo's integration state (``mjSTATE_INTEGRATION``) by name: ``QPOS``,
+    ``QVEL``, ``ACT``, ``WARMSTART``, ``CTRL``, ... → their bit. The names hold across MuJoCo
+    releases where the layout of ``MjData`` does not, so a snapshot keeps its numbers by part."""
+    import mujoco
+
+    whole = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+    parts = {}
+    for name, bit in mujoco.mjtState.__members__.items():
+        value = int(bit)
+        if name.startswith("mjSTATE_") and value & (value - 1) == 0 and value & whole:
+            parts[name.removeprefix("mjSTATE_")] = value
+    return parts
+
+
+def _physics_snapshot(model: Any, data: Any) -> dict[str, Any]:
+    """The physics of one MuJoCo simulation: its integration state by part (``mj_getState``),
+    the stale fields of ``_DERIVED_FIELDS``, and the MuJoCo release that wrote them."""
+    import mujoco
+
+    state = {}
+    for name, bit in _state_parts().items():
+        values = np.empty(mujoco.mj_stateSize(model, bit))
+        mujoco.mj_getState(model, data, values, bit)
+        state[name] = values
+    derived = {name: getattr(data, name).copy() for name in _DERIVED_FIELDS if hasattr(data, name)}
+    return {"mujoco": mujoco.__version__, "state": state, "derived": derived}
+
+
+def _restore_physics(model: Any, data: Any, snap: dict[str, Any], what: str) -> None:
+    """Put ``_physics_snapshot``'s output back: ``mj_setState`` part by part, ``mj_forward``
+    (every other derived field, consistent with the state), then the saved stale fields. The
+    next ``mj_step`` then computes what it would have computed without the stop, bit for bit
+    under the same MuJoCo. A part this MuJoCo sizes differently is a ``CheckpointError``."""
+    import mujoco
+
+    here = _state_parts()
+    for name, values in snap["state"].items():
+        bit = here.get(name)
+        size = 0 if bit is None else mujoco.mj_stateSize(model, bit)
+        if values.size != size:
+            raise _version_error(
+                what, snap["mujoco"], f"its {name} state holds {values.size} numbers, this MuJoCo's {size}"
+            )
+        if size:
+            mujoco.mj_setState(model, data, np.ascontiguousarray(values, dtype=np.float64), bit)
+    mujoco.mj_forward(model, data)
+    for name, value in snap["derived"].items():
+        field = getattr(data, name, None)
+        if field is not None and field.shape == value.shape:
+            field[...] = value
+
+
+def _restore_model_fields(model: Any, fields: dict[str, np.ndarray], version: str, what: str) -> None:
+    """Write the model fields a dm_control task randomized (``_DMC_MODEL_FIELDS``) back."""
+    for name, value in fields.items():
+        field = getattr(model, name, None)
+        if field is None or field.shape != value.shape:
+            shape = "none" if field is None else field.shape
+            detail = f"its model field {name} has shape {value.shape}, here {shape}"
+            raise _version_error(what, version, detail)
+        field[...] = value
+
+
+def _version_error(what: str, saved: str, detail: str) -> CheckpointError:
+    import mujoco
+
+    return CheckpointError(
+        f"{what} was saved with MuJoCo {saved} and cannot be restored under MuJoCo "
+        f"{mujoco.__version__} ({detail}); resume it with the MuJoCo it was saved with: "
+        f"pip install 'mujoco=={saved}'."
+    )
+
+
+def _legacy_mj_data(blob: bytes, what: str) -> Any:
+    """The pickled ``MjData`` of a snapshot from rl_repara 0.2 or older, which unpickles only
+    under the MuJoCo release that wrote it."""
+    try:
+        return pickle.loads(blob)
+    except (ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        import mujoco
+
+        raise CheckpointError(
+            f"{what} was saved by an older rl_repara as a MuJoCo object that this MuJoCo "
+            f"({mujoco.__version__}) cannot read ({exc}); resume it with the MuJoCo it was saved "
+            "with, or start a new run."
+        ) from None
 
 
 def restorable(env: gym.Env, snap: dict[str, Any]) -> bool:
@@ -211,6 +416,19 @@ def _dm_control_env(env: gym.Env) -> Any:
     return inner
 
 
+def simulator_versions(env: gym.Env) -> dict[str, str]:
+    """The MuJoCo (and dm_control) release that ``env`` simulates with, by package name; empty
+    for an env that uses neither. A checkpoint records it (``Trainer.state_dict``)."""
+    versions = {}
+    if _dm_control_env(env) is not None or _unwrapped_is_mujoco(env):
+        import mujoco
+
+        versions["mujoco"] = mujoco.__version__
+    if _dm_control_env(env) is not None:
+        versions["dm_control"] = importlib.metadata.version("dm_control")
+    return versions
+
+
 def _time_limits(env: gym.Env) -> list[TimeLimit]:
     """The ``TimeLimit`` wrappers around ``env``, outermost first."""
     out, w = [], env
@@ -227,16 +445,20 @@ def episode_limit(env: gym.Env) -> int | None:
     return limits[-1].max_episode_steps if limits else None
 
 
+def _describe(env: gym.Env) -> str:
+    spec = env.unwrapped.spec
+    return f"the {spec.id if spec is not None else type(env.unwrapped).__name__} env state"
+
+
 def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     """Everything needed to continue an env mid-episode bit for bit, or None if unsupported.
 
-    MuJoCo envs: the whole ``MjData`` (pickled), the env's ``np_random`` and the time-limit
-    counters. DeepMind Control envs (through shimmy): the same ``MjData``, the task's random
-    state (shimmy's ``np_random`` is that generator) and dm_control's own step counter, which
-    ends its 1000-step episodes. The integration state alone is not enough: ``mj_step`` leaves
-    derived fields such as ``xpos`` one step stale, and rewards read them (Ant, Humanoid), so
-    recomputing them with ``mj_forward`` after a restore changed the first reward. Other envs:
-    a pickle of the whole env, when it pickles faithfully (envs built on ``EzPickle``
+    MuJoCo envs: the physics (``_physics_snapshot``: the integration state through MuJoCo's
+    state API, by part, which another MuJoCo release can read back), the env's ``np_random``
+    and the time-limit counters. DeepMind Control envs (through shimmy): the same physics, the
+    model fields the task randomizes, the task's random state (shimmy's ``np_random`` is that
+    generator) and dm_control's own step counter, which ends its 1000-step episodes. Other
+    envs: a pickle of the whole env, when it pickles faithfully (envs built on ``EzPickle``
     re-create themselves from their constructor arguments and lose their state, so those are
     unsupported unless MuJoCo or dm_control).
     """
@@ -245,10 +467,11 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     base: Any = env.unwrapped
     dmc = _dm_control_env(env)
     if dmc is not None:
+        model = dmc.physics.model.ptr
         return {
             "kind": "dm_control",
-            "mj_data": pickle.dumps(dmc.physics.data.ptr),
-            "model": {f: getattr(dmc.physics.model.ptr, f).copy() for f in _DMC_MODEL_FIELDS},
+            "physics": _physics_snapshot(model, dmc.physics.data.ptr),
+            "model": {f: getattr(model, f).copy() for f in _DMC_MODEL_FIELDS},
             "task_random": dmc.task.random.get_state(),
             "step_count": dmc._step_count,
             "reset_next_step": dmc._reset_next_step,
@@ -257,7 +480,7 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
     if _unwrapped_is_mujoco(env):
         return {
             "kind": "mujoco",
-            "mj_data": pickle.dumps(base.data),
+            "physics": _physics_snapshot(base.model, base.data),
             "elapsed_steps": [w.elapsed_steps for w in _time_limits(env)],
             "np_random": base.np_random.bit_generator.state,
         }
@@ -271,7 +494,9 @@ def snapshot_env(env: gym.Env) -> dict[str, Any] | None:
 
 def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
     """Apply ``snapshot_env``'s output to an env that has been reset; returns the env to use
-    (for pickles a new object, and ``env`` is closed)."""
+    (for pickles a new object, and ``env`` is closed). A snapshot that this MuJoCo cannot
+    restore raises ``CheckpointError`` naming both releases. Snapshots of rl_repara 0.2 (a
+    pickled ``MjData``) restore under the MuJoCo release that wrote them."""
     if snap["kind"] == "pickle":
         restored = pickle.loads(snap["env"])
         env.close()
@@ -279,16 +504,24 @@ def restore_env(env: gym.Env, snap: dict[str, Any]) -> gym.Env:
     import mujoco
 
     base: Any = env.unwrapped
+    what = _describe(env)
     if snap["kind"] == "dm_control":
         dmc = _dm_control_env(env)
-        physics = dmc.physics
-        for name, value in snap["model"].items():
-            getattr(physics.model.ptr, name)[...] = value
-        mujoco.mj_copyData(physics.data.ptr, physics.model.ptr, pickle.loads(snap["mj_data"]))
+        model, data = dmc.physics.model.ptr, dmc.physics.data.ptr
+        if "mj_data" in snap:
+            for name, value in snap["model"].items():
+                getattr(model, name)[...] = value
+            mujoco.mj_copyData(data, model, _legacy_mj_data(snap["mj_data"], what))
+        else:
+            _restore_model_fields(model, snap["model"], snap["physics"]["mujoco"], what)
+            _restore_physics(model, data, snap["physics"], what)
         dmc.task.random.set_state(snap["task_random"])
         dmc._step_count, dmc._reset_next_step = snap["step_count"], snap["reset_next_step"]
     else:
-        mujoco.mj_copyData(base.data, base.model, pickle.loads(snap["mj_data"]))
+        if "mj_data" in snap:
+            mujoco.mj_copyData(base.data, base.model, _legacy_mj_data(snap["mj_data"], what))
+        else:
+            _restore_physics(base.model, base.data, snap["physics"], what)
         base.np_random.bit_generator.state = snap["np_random"]
     for wrapper, elapsed in zip(_time_limits(env), snap["elapsed_steps"], strict=True):
         wrapper.elapsed_steps = elapsed

@@ -20,11 +20,11 @@ from .buffer import ReplayBuffer
 from .checkpoint_writer import CheckpointWriter
 from .collector import Collector
 from .config import TrainConfig
-from .envs import make_env
+from .envs import make_env, simulator_versions
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
 from .exploration import explore
-from .logger import LOSS_TAGS, Logger, Progress, StepRate
+from .logger import LOSS_TAGS, Logger, Progress, StepRate, note
 from .memory import check_buffer_fits
 from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy
@@ -238,7 +238,13 @@ class Trainer:
             "noise": None if self.noise is None else self.noise.state_dict(),
             "next_actions": None if self._next_actions is None else [a.copy() for a in self._next_actions],
             "rng": global_rng_state(),
+            "simulators": self.simulators(),
         }
+
+    def simulators(self) -> dict[str, str]:
+        """The MuJoCo (and dm_control) release the envs run on (``envs.simulator_versions``);
+        the training state records it."""
+        return simulator_versions(self.collector.envs.envs[0])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state_dict``'s output, bit for bit where the envs can be snapshotted."""
@@ -265,6 +271,21 @@ class Trainer:
                 stacklevel=2,
             )
         set_global_rng_state(state["rng"])
+        self._note_new_simulators(state.get("simulators", {}))
+
+    def _note_new_simulators(self, saved: dict[str, str]) -> None:
+        """Say once, when the envs were saved under another MuJoCo or dm_control release than
+        this one: they continue from MuJoCo's state all the same (``envs.restore_env``)."""
+        here = self.simulators()
+        changed = [name for name in saved if here.get(name) != saved[name]]
+        if changed:
+            then = " and ".join(f"{name} {saved[name]}" for name in changed)
+            now = " and ".join(f"{name} {here.get(name, '(not installed)')}" for name in changed)
+            note(
+                f"the checkpoint was written with {then} and this run has {now}: the envs "
+                "continue from the saved physics state, which this release may step differently "
+                "from an unbroken run."
+            )
 
     # ------------------------------------------------------------------------- the loop
     def run(self, stop: StopSignals) -> TrainResult:

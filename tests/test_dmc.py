@@ -7,22 +7,34 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_cli import _env
 
-from rl_repara.envs import make_env, restorable, restore_env, snapshot_env
+from rl_repara import envs
+from rl_repara.envs import make_env, restorable, restore_env, simulator_versions, snapshot_env
 from rl_repara.errors import ConfigError
 
 TRAIN = str(Path(sys.executable).parent / "rl-repara-train")
 
 
-def test_a_dmc_task_builds_with_its_dict_observation_flattened():
+def test_a_dmc_task_builds_with_its_dict_observation_flattened(monkeypatch, capsys):
+    """The flattening is one ``[rl_repara]`` line (a Python warning printed its source line)."""
     pytest.importorskip("shimmy")
-    with pytest.warns(UserWarning, match="has a Dict observation space; flattening it to a vector of 17"):
+    monkeypatch.setattr(envs.notices, "said", set())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
         env = make_env("dm_control/cheetah-run-v0")
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        "[rl_repara] dm_control/cheetah-run-v0 has a Dict observation space; flattening it to a "
+        "vector of 17 floats."
+    ) in err
+    assert all(line.startswith("[rl_repara] ") for line in err), err
     obs, _ = env.reset(seed=0)
     assert env.observation_space.shape == (17,) and obs.dtype == np.float32 and obs.shape == (17,)
     assert env.action_space.shape == (6,)
@@ -48,7 +60,8 @@ def test_without_the_dmc_extra_a_dm_control_id_is_one_line(monkeypatch):
 @pytest.mark.parametrize("task", ["reacher-easy", "fish-swim", "cheetah-run"])
 def test_a_dmc_snapshot_restores_the_episode_into_an_env_reset_with_another_seed(task):
     """Reacher and fish place their targets in the *model* at reset: the snapshot carries
-    those model fields with the MjData, so the restored env steps exactly as the original."""
+    those model fields with the physics state, so the restored env steps exactly as the
+    original, also when the snapshot names another MuJoCo release (faked)."""
     pytest.importorskip("shimmy")
     original = make_env(f"dm_control/{task}-v0")
     original.reset(seed=1)
@@ -56,6 +69,7 @@ def test_a_dmc_snapshot_restores_the_episode_into_an_env_reset_with_another_seed
     for action in actions[:5]:
         original.step(action)
     snap = snapshot_env(original)
+    snap["physics"]["mujoco"] = "3.16.0"
     other = make_env(f"dm_control/{task}-v0")
     other.reset(seed=7)
     assert restorable(other, snap)
@@ -65,6 +79,22 @@ def test_a_dmc_snapshot_restores_the_episode_into_an_env_reset_with_another_seed
         obs_b, reward_b, *_ = restored.step(action)
         np.testing.assert_array_equal(obs_a, obs_b)
         assert reward_a == reward_b
+
+
+def test_a_dmc_env_names_its_mujoco_and_dm_control_and_its_snapshot_holds_plain_numbers():
+    """What a checkpoint records (``Trainer.state_dict``), and a snapshot another MuJoCo reads:
+    NumPy arrays by name, no pickled MuJoCo object."""
+    pytest.importorskip("shimmy")
+    import mujoco
+
+    env = make_env("dm_control/walker-run-v0")
+    env.reset(seed=0)
+    assert simulator_versions(env) == {"mujoco": mujoco.__version__, "dm_control": version("dm_control")}
+    snap = snapshot_env(env)
+    physics = snap["physics"]
+    arrays = [*physics["state"].values(), *physics["derived"].values(), *snap["model"].values()]
+    assert all(isinstance(a, np.ndarray) for a in arrays) and snap["physics"]["mujoco"] == mujoco.__version__
+    assert not any(isinstance(v, bytes) for v in snap.values())
 
 
 def test_a_dmc_snapshot_is_not_restorable_into_an_env_without_dm_control_inside():
@@ -113,6 +143,8 @@ def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=_env())
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("flattening it to a vector of 17 floats") == 1  # train and eval env: once
+    assert "[rl_repara] dm_control/cheetah-run-v0 has a Dict observation space" in proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
     acc = EventAccumulator(str(tmp_path / "run" / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
     tags = {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
@@ -125,5 +157,5 @@ def test_cli_trains_a_dmc_task_and_logs_its_tensorboard_tags(tmp_path):
     assert hparams["agent.hidden_sizes"] == "[64, 64]" and hparams["agent.lr"] == pytest.approx(3e-4)
     assert hparams["eval.episodes"] == 1 and hparams["agent.actor_norm"] == "none"  # every key
     assert "run_dir" not in hparams and "log.progress" not in hparams  # where, not what, it learns
-    # no experiment summary: TensorBoard builds the table from all runs (see Logger.hparams)
-    assert summaries == ["_hparams_/session_start_info"]
+    # the experiment summary marks the columns to show first (see Logger.hparams)
+    assert summaries == ["_hparams_/experiment", "_hparams_/session_start_info"]

@@ -16,11 +16,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, train
+from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, envs, train
 from rl_repara.checkpoint import find_checkpoint, load_checkpoint
 from rl_repara.config import LogConfig
 from rl_repara.envs import make_env
-from rl_repara.errors import ConfigError, EnvError
+from rl_repara.errors import CheckpointError, ConfigError, EnvError
 
 
 @pytest.fixture(autouse=True)
@@ -53,16 +53,24 @@ def _stored(state: dict, key: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- observations
+@pytest.fixture
+def fresh_notices(monkeypatch) -> None:
+    """Notes are said once per process: start this test with none said."""
+    monkeypatch.setattr(envs.notices, "said", set())
+
+
 @pytest.mark.parametrize("name, kind", [("DictObs", "Dict"), ("TupleObs", "Tuple")])
-def test_dict_and_tuple_observations_are_flattened_with_a_warning(tmp_path, name, kind):
+def test_dict_and_tuple_observations_are_flattened_with_a_note(tmp_path, capsys, fresh_notices, name, kind):
     """The flat obs is Gymnasium's own ``spaces.flatten`` of the raw obs (one-hot for the
-    Discrete part), as float32; a training run stores such vectors."""
+    Discrete part), as float32; a training run stores such vectors. The flattening is said in
+    one ``[rl_repara]`` line, once (not a Python warning with its source line)."""
     env_id = H.env_id(name)
-    with pytest.warns(UserWarning) as record:
+    note = f"[rl_repara] {env_id} has a {kind} observation space; flattening it to a vector of 6 floats.\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         env = make_env(env_id)
-    assert f"{env_id} has a {kind} observation space; flattening it to a vector of 6 floats." in [
-        str(w.message) for w in record
-    ]
+        make_env(env_id)
+    assert capsys.readouterr().err == note
     raw = gym.make(env_id)
     assert env.observation_space.shape == (6,) and env.observation_space.dtype == np.float32
     obs, _ = env.reset(seed=0)
@@ -73,8 +81,9 @@ def test_dict_and_tuple_observations_are_flattened_with_a_warning(tmp_path, name
         np.testing.assert_array_equal(obs, expected)
         obs, *_ = env.step(np.array(action, dtype=np.float32))
         raw_obs, *_ = raw.step(np.array(action, dtype=np.float32))
-    with pytest.warns(UserWarning, match=f"{kind} observation space; flattening"):
-        state = _train(tmp_path, env_id)
+    envs.notices.said.clear()
+    state = _train(tmp_path, env_id)
+    assert capsys.readouterr().err.count("flattening") == 1
     assert _stored(state, "obs").shape == (state["buffer"]["size"], 6)
 
 
@@ -247,3 +256,155 @@ def test_restoring_a_pickled_env_closes_the_one_it_replaces(monkeypatch):
     restored = restore_env(env, snap)
     assert restored is not env and closed == [True]
     assert restored.unwrapped.t == 5
+
+
+# ---------------------------------------------------------------- MuJoCo across releases
+def _mujoco():
+    return pytest.importorskip("mujoco")
+
+
+def test_halfcheetah_says_settotalmass_once_in_our_voice(capfd, fresh_notices):
+    """MuJoCo 3.x warns at every build of Gymnasium's HalfCheetah model (its XML uses the
+    deprecated ``settotalmass``), from C, twice per run (train and eval env): one note instead,
+    and MuJoCo's own warning handler is back in place after each build."""
+    mujoco = _mujoco()
+    previous = mujoco.get_mju_user_warning()
+    make_env("HalfCheetah-v5").close()
+    make_env("HalfCheetah-v5").close()
+    err = capfd.readouterr().err
+    assert "WARNING" not in err
+    lines = [line for line in err.splitlines() if "settotalmass" in line]
+    assert len(lines) <= 1 and all(line.startswith("[rl_repara] ") for line in lines), err
+    assert mujoco.get_mju_user_warning() is previous
+
+
+def _stepped(env_id: str, seed: int, steps: int, actions: list[np.ndarray]) -> gym.Env:
+    env = make_env(env_id)
+    env.reset(seed=seed)
+    for action in actions[:steps]:
+        env.step(action)
+    return env
+
+
+def _assert_same_steps(a: gym.Env, b: gym.Env, actions: list[np.ndarray]) -> None:
+    for action in actions:
+        obs_a, reward_a, term_a, trunc_a, _ = a.step(action)
+        obs_b, reward_b, term_b, trunc_b, _ = b.step(action)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert (reward_a, term_a, trunc_a) == (reward_b, term_b, trunc_b)
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is made of NumPy arrays and Python values only (no MuJoCo object, no
+    pickle of one: those load only under the MuJoCo release that wrote them)."""
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (np.ndarray, str, int, float, bool, type(None)))
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Ant-v5"])
+def test_a_mujoco_snapshot_holds_plain_numbers_and_restores_under_another_release(env_id):
+    """The physics is saved through MuJoCo's state API, part by part, beside the fields an env
+    reads before it steps (Ant's reward reads ``xpos``); the snapshot names the release. Saved
+    under "another" release (faked), it restores and the env steps on exactly."""
+    mujoco = _mujoco()
+    space = make_env(env_id).action_space
+    space.seed(0)
+    actions = [space.sample() for _ in range(40)]
+    original = _stepped(env_id, 1, 10, actions)
+    snap = envs.snapshot_env(original)
+    assert _plain(snap) and snap["physics"]["mujoco"] == mujoco.__version__
+    assert {"QPOS", "QVEL", "WARMSTART", "CTRL"} <= set(snap["physics"]["state"])
+    snap["physics"]["mujoco"] = "3.16.0"
+    restored = envs.restore_env(_stepped(env_id, 7, 0, actions), snap)
+    _assert_same_steps(original, restored, actions[10:])
+
+
+def test_a_state_this_mujoco_sizes_differently_is_one_line_naming_both_releases():
+    mujoco = _mujoco()
+    snap = envs.snapshot_env(_stepped("Hopper-v5", 1, 3, [np.zeros(3, dtype=np.float32)] * 3))
+    snap["physics"]["mujoco"] = "9.1.0"
+    snap["physics"]["state"]["QPOS"] = np.zeros(7)  # Hopper's qpos has 6
+    with pytest.raises(CheckpointError) as info:
+        envs.restore_env(_stepped("Hopper-v5", 2, 0, []), snap)
+    assert str(info.value) == (
+        "the Hopper-v5 env state was saved with MuJoCo 9.1.0 and cannot be restored under MuJoCo "
+        f"{mujoco.__version__} (its QPOS state holds 7 numbers, this MuJoCo's 6); resume it with the "
+        "MuJoCo it was saved with: pip install 'mujoco==9.1.0'."
+    )
+    assert info.value.exit_code == 2
+
+
+def test_a_snapshot_of_rl_repara_0_2_restores_under_its_own_mujoco_and_is_one_line_under_another():
+    """rl_repara 0.2 pickled the whole MjData: it still loads under the MuJoCo that wrote it;
+    another release's serialization (faked by its version field) is a CheckpointError."""
+    import pickle
+
+    _mujoco()
+    actions = [np.full(3, 0.3, dtype=np.float32)] * 20
+    original = _stepped("Hopper-v5", 1, 5, actions)
+    snap = envs.snapshot_env(original)
+    old = {k: v for k, v in snap.items() if k != "physics"}
+    old["mj_data"] = pickle.dumps(original.unwrapped.data)
+    restored = envs.restore_env(_stepped("Hopper-v5", 3, 0, actions), dict(old))
+    _assert_same_steps(original, restored, actions[5:])
+    blob = bytearray(old["mj_data"])
+    blob[48:52] = b"\xff\xff\xff\x7f"  # the serialization version, past the pickle's header
+    old["mj_data"] = bytes(blob)
+    with pytest.raises(CheckpointError, match=r"^the Hopper-v5 env state was saved by an older rl_repara"):
+        envs.restore_env(_stepped("Hopper-v5", 3, 0, actions), old)
+
+
+def _halfcheetah(run_dir: Path, total: int) -> TrainConfig:
+    return TrainConfig(
+        env=EnvConfig(id="HalfCheetah-v5"),
+        total_steps=total,
+        run_dir=str(run_dir),
+        torch_threads=1,
+        agent=SACConfig(learning_starts=30, hidden_sizes=[16], batch_size=16),
+        eval=EvalConfig(every_steps=0),
+        log=LogConfig(progress="none", every_steps=20),
+    )
+
+
+def _rewrite_last(run_dir: Path, change) -> None:
+    from rl_repara.checkpoint import save_atomic
+
+    path = find_checkpoint(run_dir)
+    state = load_checkpoint(path)
+    change(state)
+    save_atomic(state, path, keep_previous=False)
+
+
+def test_a_checkpoint_records_its_mujoco_and_a_resume_under_another_says_so_once(tmp_path, capsys):
+    """The training state names the MuJoCo release; resumed under another one (faked), the run
+    goes on from the saved physics and one ``[rl_repara]`` line names both releases."""
+    mujoco = _mujoco()
+    train(_halfcheetah(tmp_path, 40))
+    state = load_checkpoint(find_checkpoint(tmp_path))
+    assert state["simulators"] == {"mujoco": mujoco.__version__}
+    _rewrite_last(tmp_path, lambda s: s["simulators"].update(mujoco="3.16.0"))
+    capsys.readouterr()
+    result = train(TrainConfig(resume=str(tmp_path), total_steps=60, log=LogConfig(progress="none")))
+    assert result.global_step == 60
+    lines = [line for line in capsys.readouterr().err.splitlines() if "3.16.0" in line]
+    assert lines == [
+        f"[rl_repara] the checkpoint was written with mujoco 3.16.0 and this run has mujoco "
+        f"{mujoco.__version__}: the envs continue from the saved physics state, which this "
+        "release may step differently from an unbroken run."
+    ]
+
+
+def test_resuming_a_state_this_mujoco_cannot_read_is_a_checkpoint_error(tmp_path):
+    _mujoco()
+    train(_halfcheetah(tmp_path, 40))
+
+    def wrong_size(state: dict) -> None:
+        physics = state["collector"]["envs"][0]["physics"]
+        physics["mujoco"], physics["state"]["QVEL"] = "4.0.0", np.zeros(5)
+
+    _rewrite_last(tmp_path, wrong_size)
+    with pytest.raises(CheckpointError, match=r"saved with MuJoCo 4\.0\.0 and cannot be restored .* QVEL"):
+        train(TrainConfig(resume=str(tmp_path), total_steps=60, log=LogConfig(progress="none")))
