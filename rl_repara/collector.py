@@ -18,7 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .envs import check_step, episode_limit, make_vec_env, restorable, restore_env, snapshot_env
+from .env_state import restorable, restore_env, snapshot_env
+from .envs import check_step, episode_limit, make_vec_env
 from .errors import EnvError
 from .spaces import flat_obs_dim
 

@@ -32,7 +32,8 @@ def check_cudagraphs(config: SACConfig, device: torch.device) -> None:
 
 def check_precision(config: SACConfig, device: torch.device) -> None:
     """``precision=bf16`` needs bf16 matmul hardware (``device.bf16_supported``); without it
-    bf16 runs ~18× slower than fp32 (2 against 36 GFLOP/s), so it is refused with a ``ConfigError`` naming the fix.
+    bf16 runs ~18× slower than fp32 (2 against 36 GFLOP/s), so it is refused with a
+    ``ConfigError`` naming the fix.
     Where the hardware cannot be told (no ``/proc/cpuinfo``), bf16 is allowed."""
     if config.precision != "bf16" or bf16_supported(device) is not False:
         return

@@ -20,7 +20,8 @@ from .buffer import ReplayBuffer
 from .checkpoint_writer import CheckpointWriter
 from .collector import Collector
 from .config import TrainConfig
-from .envs import make_env, simulator_versions
+from .env_state import simulator_versions
+from .envs import make_env
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
 from .exploration import explore
@@ -242,7 +243,7 @@ class Trainer:
         }
 
     def simulators(self) -> dict[str, str]:
-        """The MuJoCo (and dm_control) release the envs run on (``envs.simulator_versions``);
+        """The MuJoCo (and dm_control) release the envs run on (``env_state.simulator_versions``);
         the training state records it."""
         return simulator_versions(self.collector.envs.envs[0])
 
@@ -275,7 +276,7 @@ class Trainer:
 
     def _note_new_simulators(self, saved: dict[str, str]) -> None:
         """Say once, when the envs were saved under another MuJoCo or dm_control release than
-        this one: they continue from MuJoCo's state all the same (``envs.restore_env``)."""
+        this one: they continue from MuJoCo's state all the same (``env_state.restore_env``)."""
         here = self.simulators()
         changed = [name for name in saved if here.get(name) != saved[name]]
         if changed:

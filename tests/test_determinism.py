@@ -138,7 +138,7 @@ def test_pendulum_resume_is_bit_exact(pendulum_straight, tmp_path, stop_at):
 
 @pytest.mark.parametrize("normalize_obs", [False, True], ids=["raw-obs", "normalized-obs"])
 def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path, normalize_obs):
-    """Hopper-v5 (MuJoCo, its MjData restored with mj_copyData). Its random-action episodes
+    """Hopper-v5 (MuJoCo, its physics restored through MuJoCo's state API). Its random-action episodes
     end early at steps the straight run shows; stop once just after one ends and once in the
     middle of one. With observation normalization its running statistics are part of the
     state too."""
@@ -163,7 +163,8 @@ def test_hopper_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path, 
 def test_ant_resume_is_bit_exact_mid_episode(tmp_path):
     """Ant-v5 rewards forward motion read from ``data.xpos``, a field that ``mj_step`` leaves
     one step stale: restoring only the integration state and calling ``mj_forward`` gave a
-    different first reward after the resume. The whole ``MjData`` is restored instead."""
+    different first reward after the resume. The snapshot keeps those stale fields too
+    (``env_state._DERIVED_FIELDS``)."""
     pytest.importorskip("mujoco")
     total, kw = TOTAL, {"eval_every": 0}
     train(_config(tmp_path / "straight", "Ant-v5", total=total, **kw))
@@ -176,7 +177,7 @@ def test_ant_resume_is_bit_exact_mid_episode(tmp_path):
 
 
 def test_dm_control_resume_is_bit_exact_mid_episode_and_at_an_episode_end(tmp_path):
-    """DeepMind Control (walker-run through shimmy): its MjData, the task's random state and
+    """DeepMind Control (walker-run through shimmy): its physics state, the task's random state and
     dm_control's own step counter are restored. Its episodes last 1000 steps: stop in the
     middle of the first one, and right after it ends (the step that truncates it)."""
     pytest.importorskip("shimmy")

@@ -16,7 +16,16 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, envs, train
+from rl_repara import (
+    EnvConfig,
+    EvalConfig,
+    SACConfig,
+    TanhGaussianPolicy,
+    TrainConfig,
+    env_state,
+    envs,
+    train,
+)
 from rl_repara.checkpoint import find_checkpoint, load_checkpoint
 from rl_repara.config import LogConfig
 from rl_repara.envs import make_env
@@ -244,7 +253,7 @@ def test_an_env_breaking_the_gymnasium_api_gets_an_error_naming_env_and_problem(
 def test_restoring_a_pickled_env_closes_the_one_it_replaces(monkeypatch):
     """A resume swaps each pickled env for its snapshot: the old object (which may hold a
     renderer or a simulator handle) is closed, and the new one continues where it stopped."""
-    from rl_repara.envs import restore_env, snapshot_env
+    from rl_repara.env_state import restore_env, snapshot_env
 
     env = gym.make(H.env_id("Counting"))
     env.reset(seed=0)
@@ -314,21 +323,21 @@ def test_a_mujoco_snapshot_holds_plain_numbers_and_restores_under_another_releas
     space.seed(0)
     actions = [space.sample() for _ in range(40)]
     original = _stepped(env_id, 1, 10, actions)
-    snap = envs.snapshot_env(original)
+    snap = env_state.snapshot_env(original)
     assert _plain(snap) and snap["physics"]["mujoco"] == mujoco.__version__
     assert {"QPOS", "QVEL", "WARMSTART", "CTRL"} <= set(snap["physics"]["state"])
     snap["physics"]["mujoco"] = "3.16.0"
-    restored = envs.restore_env(_stepped(env_id, 7, 0, actions), snap)
+    restored = env_state.restore_env(_stepped(env_id, 7, 0, actions), snap)
     _assert_same_steps(original, restored, actions[10:])
 
 
 def test_a_state_this_mujoco_sizes_differently_is_one_line_naming_both_releases():
     mujoco = _mujoco()
-    snap = envs.snapshot_env(_stepped("Hopper-v5", 1, 3, [np.zeros(3, dtype=np.float32)] * 3))
+    snap = env_state.snapshot_env(_stepped("Hopper-v5", 1, 3, [np.zeros(3, dtype=np.float32)] * 3))
     snap["physics"]["mujoco"] = "9.1.0"
     snap["physics"]["state"]["QPOS"] = np.zeros(7)  # Hopper's qpos has 6
     with pytest.raises(CheckpointError) as info:
-        envs.restore_env(_stepped("Hopper-v5", 2, 0, []), snap)
+        env_state.restore_env(_stepped("Hopper-v5", 2, 0, []), snap)
     assert str(info.value) == (
         "the Hopper-v5 env state was saved with MuJoCo 9.1.0 and cannot be restored under MuJoCo "
         f"{mujoco.__version__} (its QPOS state holds 7 numbers, this MuJoCo's 6); resume it with the "
@@ -345,16 +354,16 @@ def test_a_snapshot_of_rl_repara_0_2_restores_under_its_own_mujoco_and_is_one_li
     _mujoco()
     actions = [np.full(3, 0.3, dtype=np.float32)] * 20
     original = _stepped("Hopper-v5", 1, 5, actions)
-    snap = envs.snapshot_env(original)
+    snap = env_state.snapshot_env(original)
     old = {k: v for k, v in snap.items() if k != "physics"}
     old["mj_data"] = pickle.dumps(original.unwrapped.data)
-    restored = envs.restore_env(_stepped("Hopper-v5", 3, 0, actions), dict(old))
+    restored = env_state.restore_env(_stepped("Hopper-v5", 3, 0, actions), dict(old))
     _assert_same_steps(original, restored, actions[5:])
     blob = bytearray(old["mj_data"])
     blob[48:52] = b"\xff\xff\xff\x7f"  # the serialization version, past the pickle's header
     old["mj_data"] = bytes(blob)
     with pytest.raises(CheckpointError, match=r"^the Hopper-v5 env state was saved by an older rl_repara"):
-        envs.restore_env(_stepped("Hopper-v5", 3, 0, actions), old)
+        env_state.restore_env(_stepped("Hopper-v5", 3, 0, actions), old)
 
 
 def _halfcheetah(run_dir: Path, total: int) -> TrainConfig:

@@ -34,8 +34,8 @@ from rl_repara.export import FORMATS, export_policy, sidecar_path
 
 EXPORT = str(BIN / "rl-repara-export")
 # format=onnx needs torch's torch.export-based ONNX exporter (torch >= 2.6), and the exports are
-# tested from there on; at the torch 2.4 floor test_onnx_below_torch_2_6_names_the_requirement
-# runs instead (and the tests that export nothing).
+# tested from there on; under an older torch (below our 2.13 floor, so only where an install
+# bypassed it) test_onnx_below_torch_2_6_names_the_requirement runs instead.
 _BELOW_2_6 = tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 6)
 needs_torch_2_6 = pytest.mark.skipif(
     _BELOW_2_6,
