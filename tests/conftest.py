@@ -21,6 +21,14 @@ def _seed_global_rngs() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def fresh_dynamo():
     """Dynamo's caches and counters emptied before and after the test."""

@@ -27,7 +27,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import torch
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
@@ -46,14 +45,6 @@ from rl_repara.config import LogConfig
 file, total = sys.argv[1], int(sys.argv[2])
 train(TrainConfig(resume=file, total_steps=total, device="cpu", log=LogConfig(progress="none")))
 """
-
-
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def _config(run_dir: Path, total: int) -> TrainConfig:

@@ -27,14 +27,6 @@ COMPARED = sorted(LOSS_TAGS.values()) + ["charts/episodic_return"]
 Series = dict[str, list[tuple[int, float]]]
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 TOTAL, LEARNING_STARTS, LOG_EVERY = 320, 150, 10
 
 

@@ -32,14 +32,6 @@ from rl_repara.envs import make_env
 from rl_repara.errors import CheckpointError, ConfigError, EnvError
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _train(run_dir: Path, env_id: str, total: int = 150, **agent) -> dict:
     """A tiny run (learning from step 50); returns its final checkpoint."""
     agent = {"learning_starts": 50, "hidden_sizes": [16], "batch_size": 16, **agent}

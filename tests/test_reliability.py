@@ -35,14 +35,6 @@ from rl_repara.signals import StopSignals
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def _config(run_dir: Path, env: str = "Counting", total: int = 200, **kw) -> TrainConfig:
     """A tiny run on one of the test envs (``env`` is a helpers_envs name or a Gymnasium id)."""
     env_kwargs = kw.pop("env_kwargs", {})
