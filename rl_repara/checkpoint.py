@@ -9,8 +9,8 @@ from typing import Any, Optional, TextIO
 
 import torch
 
+from .console import note
 from .errors import CheckpointError, CheckpointWriteError, ConfigError
-from .logger import note
 
 __all__ = [
     "FORMAT",

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .checkpoint import save_atomic
+from .console import note
 from .errors import CheckpointWriteError
-from .logger import note
 
 __all__ = ["CheckpointWriter"]
 

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterator, NoReturn, Optional
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from .console import warnings_as_notes
 from .errors import RLReparaError
-from .logger import warnings_as_notes
 
 __all__ = [
     "JobFailed",
@@ -121,7 +121,7 @@ class JobFailed(Exception):
 def run_cli(prog: str, schema: type, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra main; Hydra re-raises its errors (HYDRA_FULL_ERROR) and we print them as
     one line, unless the user asked for the full trace. Warnings are one ``[rl_repara]`` line
-    each (``logger.warnings_as_notes``); when stderr is no terminal (a log file), ``NO_COLOR``
+    each (``console.warnings_as_notes``); when stderr is no terminal (a log file), ``NO_COLOR``
     tells colouring libraries (Optuna's colorlog lines) to write none, here and in the jobs."""
     os.environ[_MAIN_PID] = str(os.getpid())  # inherited by sweep workers
     if not sys.stderr.isatty():

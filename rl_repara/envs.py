@@ -13,8 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .console import note
 from .errors import ConfigError, EnvError
-from .logger import note
 from .spaces import check_action_space, check_observation_space
 
 __all__ = [
@@ -69,7 +69,7 @@ class _CastObservation(gym.ObservationWrapper):
 
 
 class Notices:
-    """One-line notes to the user (``logger.note``: ``[rl_repara] ...`` on stderr), each said
+    """One-line notes to the user (``console.note``: ``[rl_repara] ...`` on stderr), each said
     once per process: a run makes its train envs and its eval env alike, and says what they
     share once. ``said`` holds what was said."""
 

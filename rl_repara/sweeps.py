@@ -27,8 +27,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from .cli_errors import in_sweep_worker
+from .console import prefix_output, restore_output, warnings_as_notes
 from .errors import ConfigError
-from .logger import HPARAMS_FIRST_ENV, prefix_output, restore_output, warnings_as_notes
+from .logger import HPARAMS_FIRST_ENV
 
 __all__ = ["best_trial", "best_trial_lines", "job_label", "CliCallback"]
 

@@ -20,12 +20,13 @@ from .buffer import ReplayBuffer
 from .checkpoint_writer import CheckpointWriter
 from .collector import Collector
 from .config import TrainConfig
+from .console import Progress, note
 from .env_state import simulator_versions
 from .envs import make_env
 from .errors import TrainingDiverged
 from .evaluation import eval_seed, evaluate
 from .exploration import explore
-from .logger import LOSS_TAGS, Logger, Progress, StepRate, note
+from .logger import LOSS_TAGS, Logger, StepRate
 from .memory import check_buffer_fits
 from .noise import ColoredNoise
 from .policies import TanhGaussianPolicy

@@ -23,7 +23,8 @@ from rl_repara import EvalConfig, SACConfig, TrainConfig, train
 from rl_repara.cli_config import EvalCliConfig, ExportCliConfig
 from rl_repara.cli_errors import run_cli
 from rl_repara.config import LogConfig
-from rl_repara.logger import HPARAMS_FIRST_ENV, KEY_HPARAMS, METRIC_TAGS, prefix_output, restore_output
+from rl_repara.console import prefix_output, restore_output
+from rl_repara.logger import HPARAMS_FIRST_ENV, KEY_HPARAMS, METRIC_TAGS
 from rl_repara.sweeps import CliCallback, best_trial_lines, job_label
 
 EXPORT = str(BIN / "rl-repara-export")
