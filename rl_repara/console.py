@@ -10,7 +10,7 @@ import sys
 import warnings
 from typing import Mapping, Optional, TextIO
 
-__all__ = ["Progress", "note", "warnings_as_notes", "prefix_output", "restore_output"]
+__all__ = ["Progress", "note", "note_once", "said", "warnings_as_notes", "prefix_output", "restore_output"]
 
 
 class Progress:
@@ -63,8 +63,18 @@ def note(message: str) -> None:
     sys.stderr.flush()
 
 
+said: set[str] = set()  # what note_once has said in this process
+
+
+def note_once(message: str) -> None:
+    """``note(message)`` unless this process said it already: a run builds its train envs and
+    its eval env alike, and a warning repeats, but the user reads each once."""
+    if message not in said:
+        said.add(message)
+        note(message)
+
+
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # ANSI colours (Gymnasium colours its warnings)
-_noted: set[str] = set()
 
 
 def _warning_as_note(
@@ -79,9 +89,8 @@ def _warning_as_note(
     without the source line or colour codes."""
     text = " ".join(_ESCAPES.sub("", str(message)).split())
     text = text.removeprefix("WARN: ")  # Gymnasium's own prefix
-    if text and text not in _noted:
-        _noted.add(text)
-        note(f"warning: {text}")
+    if text:
+        note_once(f"warning: {text}")
 
 
 def warnings_as_notes() -> None:

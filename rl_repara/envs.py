@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .console import note
+from .console import note_once
 from .errors import ConfigError, EnvError
 from .spaces import check_action_space, check_observation_space
 
@@ -25,8 +25,6 @@ __all__ = [
     "time_limits",
     "TimeLimit",
     "prefer_headless_gl",
-    "Notices",
-    "notices",
 ]
 
 
@@ -68,23 +66,6 @@ class _CastObservation(gym.ObservationWrapper):
         return np.asarray(observation, dtype=np.float32)
 
 
-class Notices:
-    """One-line notes to the user (``console.note``: ``[rl_repara] ...`` on stderr), each said
-    once per process: a run makes its train envs and its eval env alike, and says what they
-    share once. ``said`` holds what was said."""
-
-    def __init__(self) -> None:
-        self.said: set[str] = set()
-
-    def say(self, message: str) -> None:
-        if message not in self.said:
-            self.said.add(message)
-            note(message)
-
-
-notices = Notices()
-
-
 def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | None = None) -> gym.Env:
     """``gym.make(env_id)`` checked for SAC: a bounded Box action space and a flat float32 Box
     observation (Dict and Tuple observations are flattened with Gymnasium's
@@ -117,7 +98,7 @@ def make_env(env_id: str, env_kwargs: dict | None = None, render_mode: str | Non
         env.close()
         raise
     if isinstance(obs_space, (spaces.Dict, spaces.Tuple)):
-        notices.say(
+        note_once(
             f"{env_id} has a {type(obs_space).__name__} observation space; flattening it to a "
             f"vector of {spaces.flatdim(obs_space)} floats."
         )
@@ -159,12 +140,12 @@ def _mujoco_warnings_as_notes(env_id: str) -> Iterator[None]:
     def as_note(message: str) -> None:
         message = message.strip()
         if "'settotalmass' is deprecated" in message:
-            notices.say(
+            note_once(
                 f"{env_id}'s model uses the 'settotalmass' attribute, which MuJoCo "
                 f"{mujoco.__version__} deprecates; harmless, MuJoCo still applies it."
             )
         else:
-            notices.say(f"MuJoCo {mujoco.__version__} warns while building {env_id}: {message}")
+            note_once(f"MuJoCo {mujoco.__version__} warns while building {env_id}: {message}")
 
     previous = mujoco.get_mju_user_warning()
     mujoco.set_mju_user_warning(as_note)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from test_cli import _env
 
-from rl_repara import envs
+from rl_repara import console
 from rl_repara.env_state import restorable, restore_env, simulator_versions, snapshot_env
 from rl_repara.envs import make_env
 from rl_repara.errors import ConfigError
@@ -26,7 +26,7 @@ TRAIN = str(Path(sys.executable).parent / "rl-repara-train")
 def test_a_dmc_task_builds_with_its_dict_observation_flattened(monkeypatch, capsys):
     """The flattening is one ``[rl_repara]`` line (a Python warning printed its source line)."""
     pytest.importorskip("shimmy")
-    monkeypatch.setattr(envs.notices, "said", set())
+    monkeypatch.setattr(console, "said", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         env = make_env("dm_control/cheetah-run-v0")

@@ -22,8 +22,8 @@ from rl_repara import (
     SACConfig,
     TanhGaussianPolicy,
     TrainConfig,
+    console,
     env_state,
-    envs,
     train,
 )
 from rl_repara.checkpoint import find_checkpoint, load_checkpoint
@@ -57,7 +57,7 @@ def _stored(state: dict, key: str) -> np.ndarray:
 @pytest.fixture
 def fresh_notices(monkeypatch) -> None:
     """Notes are said once per process: start this test with none said."""
-    monkeypatch.setattr(envs.notices, "said", set())
+    monkeypatch.setattr(console, "said", set())
 
 
 @pytest.mark.parametrize("name, kind", [("DictObs", "Dict"), ("TupleObs", "Tuple")])
@@ -82,7 +82,7 @@ def test_dict_and_tuple_observations_are_flattened_with_a_note(tmp_path, capsys,
         np.testing.assert_array_equal(obs, expected)
         obs, *_ = env.step(np.array(action, dtype=np.float32))
         raw_obs, *_ = raw.step(np.array(action, dtype=np.float32))
-    envs.notices.said.clear()
+    console.said.clear()
     state = _train(tmp_path, env_id)
     assert capsys.readouterr().err.count("flattening") == 1
     assert _stored(state, "obs").shape == (state["buffer"]["size"], 6)
