@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -22,6 +22,7 @@ __all__ = [
     "ExportCliConfig",
     "config_dir",
     "conf_values",
+    "command_line_keys",
     "register_configs",
     "run_dir_resolver",
     "output_subdir_resolver",
@@ -76,6 +77,12 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
     for key, value in node.items():
         out.update(_flatten(value, f"{prefix}{key}."))
     return out
+
+
+def command_line_keys(overrides: Iterable[str]) -> list[str]:
+    """The config keys of Hydra's task overrides (``agent.lr=3e-4``, ``+env.kwargs.x=1``,
+    ``~tuned``), in command-line order."""
+    return [str(o).split("=", 1)[0].lstrip("+~") for o in overrides]
 
 
 def conf_values(group: str, name: str) -> dict[str, Any]:

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cli_config import conf_values
+from .cli_config import command_line_keys, conf_values
 from .config import TrainConfig
 from .envs import make_env
 
 
 def override_keys(hc: Any) -> set[str]:
     """The config keys the user set on the command line (``+key``/``++key`` included)."""
-    keys = set()
-    for o in hc.overrides.task:
-        key = o.split("=", 1)[0].lstrip("+~")
-        keys.add(key)
-    return keys
+    return set(command_line_keys(hc.overrides.task))
 
 
 def _value_keys(hc: Any) -> set[str]:

@@ -26,6 +26,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .cli_config import command_line_keys
 from .cli_errors import in_sweep_worker
 from .console import prefix_output, restore_output, warnings_as_notes
 from .errors import ConfigError
@@ -95,9 +96,8 @@ def job_label(config: DictConfig) -> str:
 
 def _command_line_keys(config: DictConfig) -> list[str]:
     """The config keys of the command line and the sweeper's search space (``agent.lr``)."""
-    keys = [str(o).split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task]
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    return [*keys, *(str(k) for k in params)]
+    return [*command_line_keys(config.hydra.overrides.task), *(str(k) for k in params)]
 
 
 class CliCallback(Callback):
