@@ -12,10 +12,9 @@ Public API::
     RLReparaError         the base of every error below (ConfigError, CheckpointError, ...)
 """
 
-from .buffer import Batch, ReplayBuffer
-from .config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig, TrainConfig
-from .critics import QEnsemble
-from .distributions import TanhNormal
+from .agent.learner import SAC, SACConfig
+from .data.buffer import Batch, ReplayBuffer
+from .deploy.loading import load_policy
 from .errors import (
     CheckpointError,
     CheckpointWriteError,
@@ -26,13 +25,13 @@ from .errors import (
     TrainingDiverged,
     VideoError,
 )
-from .loading import load_policy
-from .policies import TanhGaussianPolicy
-from .sac import SAC, SACConfig
-from .trainer import TrainResult
-from .training import train
-
-__version__ = "0.2.0"
+from .nn.critics import QEnsemble
+from .nn.distributions import TanhNormal
+from .nn.policies import TanhGaussianPolicy
+from .training.config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig, TrainConfig
+from .training.train import train
+from .training.trainer import TrainResult
+from .version import __version__ as __version__
 
 __all__ = [
     "TanhNormal",

@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from .errors import ConfigError
+from rl_repara.errors import ConfigError
 
 __all__ = ["resolve_device", "bf16_supported", "cpu_flags", "cpu_name"]
 

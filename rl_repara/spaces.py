@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from .errors import ConfigError
+from rl_repara.errors import ConfigError
 
 __all__ = ["check_action_space", "check_observation_space", "flat_obs_dim"]
 

@@ -97,7 +97,7 @@ ZOO_SAC: dict[str, dict[str, Any]] = {
 ZOO_SOURCE = "rl-baselines3-zoo hyperparams/sac.yml"
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-TRAIN = "from rl_repara.cli import train_main; train_main()"
+TRAIN = "from rl_repara.cli.main import train_main; train_main()"
 
 
 class UserError(Exception):
@@ -137,7 +137,7 @@ class Sb3Job:
 
 def conf_dir() -> Path:
     """The CLI's ``conf/`` directory."""
-    from rl_repara.cli_config import config_dir
+    from rl_repara.cli.schemas import config_dir
 
     return Path(config_dir())
 
@@ -151,7 +151,7 @@ def resolve_env(name: str, env_presets: dict[str, Path]) -> EnvChoice:
     """A preset name of conf/env or a Gymnasium id, checked by making the env once."""
     import gymnasium as gym
 
-    from rl_repara.envs import make_env
+    from rl_repara.data.envs import make_env
     from rl_repara.errors import RLReparaError
 
     if name in env_presets:
@@ -301,8 +301,8 @@ def sb3_run(job: Sb3Job) -> dict[str, Any]:
     from stable_baselines3.common.logger import Logger
     from torch.utils.tensorboard import SummaryWriter
 
-    from rl_repara.envs import make_env
-    from rl_repara.evaluation import eval_seed, run_episode
+    from rl_repara.data.envs import make_env
+    from rl_repara.training.evaluation import eval_seed, run_episode
 
     torch.set_num_threads(job.threads)
     run_dir = Path(job.run_dir)

@@ -14,7 +14,7 @@ What is timed is the same for both, each library running its own training loop:
 2. timed: the next ``steps`` env steps, each one policy action, ``env.step``, buffer insert,
    one batch sample and one gradient update (critic, actor, α, Polyak).
 
-rl_repara runs the loop of ``rl_repara.trainer`` (``collect`` then ``learn``); SB3 runs
+rl_repara runs the loop of ``rl_repara.training.trainer`` (``collect`` then ``learn``); SB3 runs
 ``model.learn`` with a callback that starts the clock at the first rollout after the warm-up,
 and the clock stops when ``learn`` returns. SPS = timed env steps / seconds. Several repeats
 alternate the two libraries, so a load change on a shared machine hits both.
@@ -45,8 +45,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from rl_repara import SAC, EnvConfig, EvalConfig, ReplayBuffer, SACConfig, TanhGaussianPolicy, TrainConfig
-from rl_repara.envs import make_env
-from rl_repara.trainer import Trainer
+from rl_repara.data.envs import make_env
+from rl_repara.training.trainer import Trainer
 
 # ------------------------------------------------------------------------------ settings
 SPREAD_LIMIT = 1.2  # repeats whose SPS differ by more than this factor: the numbers are not trustworthy

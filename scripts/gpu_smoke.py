@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
-from rl_repara.config import LogConfig
+from rl_repara.training.config import LogConfig
 
 PRESETS = {
     "sac": {},

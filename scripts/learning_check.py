@@ -27,7 +27,7 @@ def _run(
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
-    from rl_repara.config import LogConfig
+    from rl_repara.training.config import LogConfig
 
     cfg = TrainConfig(
         env=EnvConfig(id=env_id),

@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def child(args: argparse.Namespace) -> None:
     """The training run itself: library ``train()``, one torch thread, plain progress lines."""
     from rl_repara import SACConfig, TrainConfig, train
-    from rl_repara.config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig
+    from rl_repara.training.config import CheckpointConfig, EnvConfig, EvalConfig, LogConfig
 
     if args.leak_kib_per_step > 0:
         _inject_leak(args.leak_kib_per_step * 1024)
@@ -82,7 +82,7 @@ def child(args: argparse.Namespace) -> None:
 def _inject_leak(nbytes: int) -> None:
     """Make every ``Trainer.collect`` call (one vector env step) keep ``nbytes`` more bytes
     alive: a leak the verdict must call GROWING. The bytes are written, so they are resident."""
-    from rl_repara.trainer import Trainer
+    from rl_repara.training.trainer import Trainer
 
     kept: list[bytearray] = []
     collect = Trainer.collect

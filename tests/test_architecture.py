@@ -13,9 +13,9 @@ import torch
 
 import rl_repara
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, errors, train
-from rl_repara.cli_errors import describe
-from rl_repara.collector import Collector
-from rl_repara.config import LogConfig
+from rl_repara.cli.errors import describe
+from rl_repara.data.collector import Collector
+from rl_repara.training.config import LogConfig
 
 USER_MISTAKES = {"ConfigError", "CheckpointError", "VideoError"}
 
@@ -78,7 +78,7 @@ def test_a_video_of_an_endless_episode_stops_at_the_step_cap(tmp_path):
     pytest.importorskip("pygame")
     import imageio.v2 as imageio
 
-    from rl_repara.video import prepare_headless, record_episode
+    from rl_repara.training.video import prepare_headless, record_episode
 
     prepare_headless()
     torch.manual_seed(0)

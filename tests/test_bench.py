@@ -96,9 +96,9 @@ def test_bench_runs_both_libraries_and_the_report_fills_every_cell(tmp_path):
 
 def test_sb3_evaluates_on_the_eval_seeds_of_rl_repara(tmp_path, monkeypatch):
     """Both libraries' evaluations reset episode k with train seed + EVAL_SEED_OFFSET + k."""
-    import rl_repara.evaluation as evaluation
+    import rl_repara.training.evaluation as evaluation
     from rl_repara import SACConfig, TrainConfig, train
-    from rl_repara.config import EvalConfig, LogConfig
+    from rl_repara.training.config import EvalConfig, LogConfig
 
     seeds: list[int] = []
     original = evaluation.run_episode

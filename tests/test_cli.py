@@ -289,7 +289,7 @@ def test_a_second_trainer_on_a_run_dir_in_use_fails_with_the_lock_error_alone(st
     """While a trainer holds a run dir, a second one (resume=, the same command again, or a
     fresh run into it) prints the lock's one error line and nothing before it: no "resuming
     ..." line, no tuned line; the checkpoint is left alone."""
-    from rl_repara.checkpoint import RunDirLock
+    from rl_repara.training.checkpoint import RunDirLock
 
     run_dir = tmp_path / "run"
     shutil.copytree(straight[0], run_dir)

@@ -13,7 +13,7 @@ import torch
 from gymnasium import spaces
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig
-from rl_repara.trainer import Trainer
+from rl_repara.training.trainer import Trainer
 
 COUNTDOWN_ID = "RlReparaTest/Countdown-v0"
 

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
-from rl_repara.checkpoint import load_checkpoint
-from rl_repara.config import CheckpointConfig, LogConfig
+from rl_repara.training.checkpoint import load_checkpoint
+from rl_repara.training.config import CheckpointConfig, LogConfig
 
 TOTAL, STOP, LEARNING_STARTS = 320, 250, 150  # Pendulum episodes last 200 steps: 250 is mid-episode
 NOT_STATE = ("run_dir", "resume")  # the config keys a resumed run may hold differently
@@ -40,7 +40,7 @@ RESUME_IN_A_NEW_PROCESS = """
 import sys
 
 from rl_repara import TrainConfig, train
-from rl_repara.config import LogConfig
+from rl_repara.training.config import LogConfig
 
 file, total = sys.argv[1], int(sys.argv[2])
 train(TrainConfig(resume=file, total_steps=total, device="cpu", log=LogConfig(progress="none")))

@@ -13,9 +13,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rl_repara import ConfigError, SACConfig, TrainConfig
-from rl_repara.cli_config import EvalCliConfig, config_dir, run_dir_resolver
-from rl_repara.config import EvalConfig
-from rl_repara.envs import make_env
+from rl_repara.cli.schemas import EvalCliConfig, config_dir, run_dir_resolver
+from rl_repara.data.envs import make_env
+from rl_repara.training.config import EvalConfig
 
 CONF = Path(config_dir())
 PRESETS = sorted(p.stem for p in (CONF / "env").glob("*.yaml"))

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from rl_repara import QEnsemble
-from rl_repara.networks import mlp
-from rl_repara.norm_layers import BatchRenorm
+from rl_repara.nn.layers import mlp
+from rl_repara.nn.norms import BatchRenorm
 
 OBS_DIM, ACT_DIM, N, HIDDEN = 3, 2, 3, (8, 6)
 

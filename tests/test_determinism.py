@@ -17,11 +17,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
-from rl_repara.checkpoint import find_checkpoint, load_checkpoint
-from rl_repara.config import LogConfig
-from rl_repara.logger import LOSS_TAGS
 from rl_repara.rng import seed_everything
-from rl_repara.trainer import Trainer
+from rl_repara.training.checkpoint import find_checkpoint, load_checkpoint
+from rl_repara.training.config import LogConfig
+from rl_repara.training.logger import LOSS_TAGS
+from rl_repara.training.trainer import Trainer
 
 COMPARED = sorted(LOSS_TAGS.values()) + ["charts/episodic_return"]
 Series = dict[str, list[tuple[int, float]]]

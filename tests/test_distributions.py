@@ -12,7 +12,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from torch.distributions import AffineTransform, Independent, Normal, TanhTransform, TransformedDistribution
 
 from rl_repara import TanhNormal
-from rl_repara.distributions import log_one_minus_tanh_sq
+from rl_repara.nn.distributions import log_one_minus_tanh_sq
 
 F64 = torch.float64
 BOUNDS = [  # (low, high): scalar, and per-dimension asymmetric

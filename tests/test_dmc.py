@@ -16,8 +16,8 @@ import pytest
 from test_cli import _env
 
 from rl_repara import console
-from rl_repara.env_state import restorable, restore_env, simulator_versions, snapshot_env
-from rl_repara.envs import make_env
+from rl_repara.data.env_state import restorable, restore_env, simulator_versions, snapshot_env
+from rl_repara.data.envs import make_env
 from rl_repara.errors import ConfigError
 
 TRAIN = str(Path(sys.executable).parent / "rl-repara-train")

@@ -23,13 +23,13 @@ from rl_repara import (
     TanhGaussianPolicy,
     TrainConfig,
     console,
-    env_state,
     train,
 )
-from rl_repara.checkpoint import find_checkpoint, load_checkpoint
-from rl_repara.config import LogConfig
-from rl_repara.envs import make_env
+from rl_repara.data import env_state
+from rl_repara.data.envs import make_env
 from rl_repara.errors import CheckpointError, ConfigError, EnvError
+from rl_repara.training.checkpoint import find_checkpoint, load_checkpoint
+from rl_repara.training.config import LogConfig
 
 
 def _train(run_dir: Path, env_id: str, total: int = 150, **agent) -> dict:
@@ -245,7 +245,7 @@ def test_an_env_breaking_the_gymnasium_api_gets_an_error_naming_env_and_problem(
 def test_restoring_a_pickled_env_closes_the_one_it_replaces(monkeypatch):
     """A resume swaps each pickled env for its snapshot: the old object (which may hold a
     renderer or a simulator handle) is closed, and the new one continues where it stopped."""
-    from rl_repara.env_state import restore_env, snapshot_env
+    from rl_repara.data.env_state import restore_env, snapshot_env
 
     env = gym.make(H.env_id("Counting"))
     env.reset(seed=0)
@@ -371,7 +371,7 @@ def _halfcheetah(run_dir: Path, total: int) -> TrainConfig:
 
 
 def _rewrite_last(run_dir: Path, change) -> None:
-    from rl_repara.checkpoint import save_atomic
+    from rl_repara.training.checkpoint import save_atomic
 
     path = find_checkpoint(run_dir)
     state = load_checkpoint(path)

@@ -26,11 +26,11 @@ from test_configs import _compose
 
 import rl_repara
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, load_policy, train
-from rl_repara.checkpoint import save_atomic
-from rl_repara.cli_config import ExportCliConfig
-from rl_repara.config import LogConfig
+from rl_repara.cli.schemas import ExportCliConfig
+from rl_repara.deploy.export import FORMATS, export_policy, sidecar_path
 from rl_repara.errors import ConfigError
-from rl_repara.export import FORMATS, export_policy, sidecar_path
+from rl_repara.training.checkpoint import save_atomic
+from rl_repara.training.config import LogConfig
 
 EXPORT = str(BIN / "rl-repara-export")
 # format=onnx needs torch's torch.export-based ONNX exporter (torch >= 2.6), and the exports are
@@ -385,7 +385,7 @@ def test_a_full_disk_is_a_runtime_fault_and_leaves_nothing(handmade, tmp_path, m
     """Disk full while the export is moved into place: ``ExportWriteError`` (exit 1, a fault of
     the machine, not ``ConfigError``'s 2), and no model, sidecar or temp file is left."""
     from rl_repara import ExportWriteError
-    from rl_repara import export as export_module
+    from rl_repara.deploy import export as export_module
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")

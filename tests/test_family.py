@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
-from rl_repara.losses import critic_loss, quantile_huber_loss
-from rl_repara.norm_layers import BatchRenorm
+from rl_repara.agent.losses import critic_loss, quantile_huber_loss
+from rl_repara.nn.norms import BatchRenorm
 
 OBS_DIM, ACT_DIM = 3, 2
 

@@ -21,8 +21,8 @@ from test_critics import separate_mlps
 from torch import nn
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
-from rl_repara.losses import actor_loss, alpha_loss, critic_loss, polyak_update
-from rl_repara.networks import ensemble_linear
+from rl_repara.agent.losses import actor_loss, alpha_loss, critic_loss, polyak_update
+from rl_repara.nn.layers import ensemble_linear
 
 OBS_DIM, ACT_DIM, N, HIDDEN, B = 5, 3, 2, [16, 16], 64
 

@@ -46,7 +46,7 @@ REDUCED = {
 
 def _train_pendulum(seed: int, run_dir: str, extra_agent: dict) -> tuple[int, float | None, int]:
     from rl_repara import SACConfig, TrainConfig, train
-    from rl_repara.config import EvalConfig, LogConfig
+    from rl_repara.training.config import EvalConfig, LogConfig
 
     cfg = TrainConfig(
         seed=seed,

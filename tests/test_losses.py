@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
-from rl_repara.losses import actor_loss, alpha_loss, critic_loss
-from rl_repara.norm_layers import BatchRenorm
+from rl_repara.agent.losses import actor_loss, alpha_loss, critic_loss
+from rl_repara.nn.norms import BatchRenorm
 
 OBS_DIM, ACT_DIM, B = 3, 2, 16
 
@@ -389,7 +389,7 @@ def test_entropy_terms_in_the_losses_do_not_depend_on_the_action_bounds():
     In env units it would differ by 17·log 0.4 = −15.6 nats, an α-weighted constant added to
     every step's reward (a survival bonus or penalty on a terminating env). What users see,
     ``policy(obs)``, stays the env-unit density."""
-    from rl_repara.losses import default_target_entropy
+    from rl_repara.agent.losses import default_target_entropy
 
     dim, obs = 17, torch.randn(B, OBS_DIM)
     policies = _same_net_two_bounds(dim, 0.4)
@@ -444,7 +444,7 @@ def test_soft_target_of_a_hand_built_transition_is_the_same_for_any_bounds():
 
 def test_default_entropy_target_is_minus_act_dim_in_the_unit_box():
     """−1 nat per action dim whatever the bounds; an explicit target_entropy is taken as given."""
-    from rl_repara.losses import default_target_entropy
+    from rl_repara.agent.losses import default_target_entropy
 
     unit, narrow = _same_net_two_bounds(17, 0.4)
     assert default_target_entropy(17) == -17.0

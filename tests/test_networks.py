@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from rl_repara import QEnsemble
-from rl_repara.networks import mlp
-from rl_repara.norm_layers import BatchRenorm, EnsembleBatchRenorm, EnsembleLayerNorm
+from rl_repara.nn.layers import mlp
+from rl_repara.nn.norms import BatchRenorm, EnsembleBatchRenorm, EnsembleLayerNorm
 
 EPS = 1e-3  # BatchRenorm's default (SBX's)
 

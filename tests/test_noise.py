@@ -13,8 +13,8 @@ import pickle
 import numpy as np
 import pytest
 
+from rl_repara.agent.noise import ColoredNoise
 from rl_repara.errors import CheckpointError, ConfigError
-from rl_repara.noise import ColoredNoise
 
 
 def _run(noise: ColoredNoise, steps: int) -> np.ndarray:

@@ -21,10 +21,10 @@ from rl_repara import (
     load_policy,
     train,
 )
-from rl_repara.config import LogConfig
-from rl_repara.evaluation import evaluate
-from rl_repara.losses import actor_loss, critic_loss
-from rl_repara.normalization import ObsNormalizer
+from rl_repara.agent.losses import actor_loss, critic_loss
+from rl_repara.nn.obs_normalizer import ObsNormalizer
+from rl_repara.training.config import LogConfig
+from rl_repara.training.evaluation import evaluate
 
 
 @pytest.mark.parametrize("sizes", [[1] * 40, [7, 1, 300, 2], [1000]])

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from rl_repara import EnvConfig, SACConfig, TrainConfig, memory, train
-from rl_repara.buffer import ReplayBuffer
-from rl_repara.config import LogConfig
-from rl_repara.envs import make_env
+from rl_repara import EnvConfig, SACConfig, TrainConfig, train
+from rl_repara.data import memory
+from rl_repara.data.buffer import ReplayBuffer
+from rl_repara.data.envs import make_env
+from rl_repara.data.memory import check_buffer_fits, format_bytes
 from rl_repara.errors import ConfigError
-from rl_repara.memory import check_buffer_fits, format_bytes
+from rl_repara.training.config import LogConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = str(Path(sys.executable).parent / "rl-repara-train")

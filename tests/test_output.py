@@ -20,12 +20,12 @@ from omegaconf import OmegaConf
 from test_cli import BIN, EVAL, _env, scalars
 
 from rl_repara import EvalConfig, SACConfig, TrainConfig, train
-from rl_repara.cli_config import EvalCliConfig, ExportCliConfig
-from rl_repara.cli_errors import run_cli
-from rl_repara.config import LogConfig
+from rl_repara.cli.errors import run_cli
+from rl_repara.cli.schemas import EvalCliConfig, ExportCliConfig
+from rl_repara.cli.sweeps import CliCallback, best_trial_lines, job_label
 from rl_repara.console import prefix_output, restore_output
-from rl_repara.logger import HPARAMS_FIRST_ENV, KEY_HPARAMS, METRIC_TAGS
-from rl_repara.sweeps import CliCallback, best_trial_lines, job_label
+from rl_repara.training.config import LogConfig
+from rl_repara.training.logger import HPARAMS_FIRST_ENV, KEY_HPARAMS, METRIC_TAGS
 
 EXPORT = str(BIN / "rl-repara-export")
 
@@ -249,7 +249,7 @@ def test_a_single_runs_hparams_table_shows_the_keys_that_matter_first(tmp_path, 
 def test_the_command_lines_keys_are_shown_first_too(tmp_path, monkeypatch):
     """A sweep's jobs name their swept keys (the CLI's callback sets the variable): two runs
     that differ in agent.tau show it among the first columns."""
-    from rl_repara.logger import Logger
+    from rl_repara.training.logger import Logger
 
     monkeypatch.setenv(HPARAMS_FIRST_ENV, "agent.tau,search,no.such_key")
     for seed, tau in enumerate([0.005, 0.02]):

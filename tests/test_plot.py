@@ -82,7 +82,7 @@ def test_runs_logged_at_different_steps_are_interpolated(tmp_path):
 def test_plot_of_real_tiny_runs(tmp_path):
     """Two seeds trained by the library, plotted from their sweep dir."""
     from rl_repara import SACConfig, TrainConfig, train
-    from rl_repara.config import EvalConfig, LogConfig
+    from rl_repara.training.config import EvalConfig, LogConfig
 
     for seed in (0, 1):
         train(

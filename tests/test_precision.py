@@ -9,10 +9,10 @@ import torch
 
 from rl_repara import SAC, EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, train
 from rl_repara import device as device_mod
-from rl_repara import requirements as requirements_mod
-from rl_repara.cli_errors import run_cli
+from rl_repara.agent import requirements as requirements_mod
+from rl_repara.agent.requirements import check_precision
+from rl_repara.cli.errors import run_cli
 from rl_repara.errors import ConfigError
-from rl_repara.requirements import check_precision
 
 ZEN4 = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})
 AVX2_ONLY = frozenset({"avx", "avx2", "fma"})

@@ -25,12 +25,12 @@ import pytest
 import torch
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, load_policy, train
-from rl_repara import checkpoint_writer as writer_module
-from rl_repara.checkpoint import RunDirLock, find_checkpoint, load_checkpoint, save_atomic
-from rl_repara.config import CheckpointConfig, LogConfig
+from rl_repara.agent.learner import SAC
 from rl_repara.errors import CheckpointError, CheckpointWriteError, ConfigError, EnvError, TrainingDiverged
-from rl_repara.sac import SAC
-from rl_repara.signals import StopSignals
+from rl_repara.training import checkpoint_writer as writer_module
+from rl_repara.training.checkpoint import RunDirLock, find_checkpoint, load_checkpoint, save_atomic
+from rl_repara.training.config import CheckpointConfig, LogConfig
+from rl_repara.training.signals import StopSignals
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -223,7 +223,7 @@ def test_a_diverged_policy_is_reported_as_divergence_not_as_a_broken_env(tmp_pat
 # ------------------------------------------------------------------- kill -9 mid-write
 _WRITER = textwrap.dedent("""
     import sys, zlib, torch
-    from rl_repara.checkpoint import save_atomic
+    from rl_repara.training.checkpoint import save_atomic
     path, n_bytes = sys.argv[1], int(sys.argv[2])
     gen = torch.Generator().manual_seed(0)
     data = torch.randint(0, 256, (n_bytes,), dtype=torch.uint8, generator=gen)
@@ -359,7 +359,7 @@ def test_an_unreadable_checkpoint_is_one_line_naming_the_file_and_the_problem(tm
 def test_the_fallback_to_the_previous_checkpoint_is_one_line_of_ours(tmp_path, capsys):
     """A torn last.pt beside a good last.prev.pt: one ``[rl_repara]`` line on stderr, no Python
     warning with its source line."""
-    from rl_repara.checkpoint import load_latest
+    from rl_repara.training.checkpoint import load_latest
 
     last = tmp_path / "checkpoints" / "last.pt"
     save_atomic({"v": 1}, last)
@@ -434,7 +434,7 @@ def test_a_second_lock_on_the_same_run_dir_is_refused_even_in_one_process(tmp_pa
 _TRAINER = textwrap.dedent("""
     import sys
     from rl_repara import EvalConfig, SACConfig, TrainConfig, train
-    from rl_repara.config import CheckpointConfig, LogConfig
+    from rl_repara.training.config import CheckpointConfig, LogConfig
     train(TrainConfig(total_steps=10**7, run_dir=sys.argv[1], torch_threads=1,
                       agent=SACConfig(learning_starts=10**7, buffer_size=100_000),
                       checkpoint=CheckpointConfig(every_steps=100),

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from test_cli import _env
 
+from rl_repara.cli.sweeps import best_trial, best_trial_lines
+from rl_repara.cli.sweeps import main as sweeps_main
 from rl_repara.errors import ConfigError
-from rl_repara.sweeps import best_trial, best_trial_lines
-from rl_repara.sweeps import main as sweeps_main
 
 # The CLI with optuna's Study.tell recording what the sweeper reports to Optuna.
 RECORDING_CLI = """
@@ -30,7 +30,7 @@ def tell(self, *args, **kwargs):
         json.dump(told, f)
     return original(self, *args, **kwargs)
 optuna.study.Study.tell = tell
-from rl_repara.cli import train_main
+from rl_repara.cli.main import train_main
 train_main()
 """
 
@@ -119,7 +119,7 @@ def test_a_dir_without_a_study_is_one_line(tmp_path, capsys):
         best_trial(tmp_path)
     assert sweeps_main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rl_repara.sweeps: error: ")
+    assert len(err) == 1 and err[0].startswith("rl_repara.cli.sweeps: error: ")
 
 
 @pytest.mark.parametrize("name", ["sac", "crossq", "tqc", "droq", "redq"])
@@ -128,7 +128,7 @@ def test_each_search_space_composes_and_names_only_real_keys(name):
     from hydra import compose, initialize_config_dir
 
     from rl_repara import SACConfig
-    from rl_repara.cli_config import config_dir
+    from rl_repara.cli.schemas import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=[f"search={name}"], return_hydra_config=True)

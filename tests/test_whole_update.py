@@ -12,7 +12,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from rl_repara import SAC, Batch, SACConfig, TanhGaussianPolicy
-from rl_repara.whole_update import adam_step, ensure_adam_state, make_update
+from rl_repara.agent.backends import adam_step, ensure_adam_state, make_update
 
 OBS_DIM, ACT_DIM, B, HIDDEN = 5, 3, 32, (16, 16)
 

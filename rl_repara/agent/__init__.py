@@ -1,0 +1,1 @@
+"""The learner: its config and presets, losses, the update and its backends, exploration."""

@@ -1,0 +1,1 @@
+"""The Hydra commands: the only place Hydra and OmegaConf are imported."""

@@ -1,0 +1,1 @@
+"""Envs, their snapshots, the collector and the replay buffer."""

@@ -1,0 +1,1 @@
+"""Loading a trained policy and exporting it (ONNX, torch.export)."""

@@ -1,0 +1,1 @@
+"""Networks: the tanh-Gaussian distribution, policies, critics and their layers."""

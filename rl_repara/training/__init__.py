@@ -1,0 +1,1 @@
+"""train(config), the Trainer loop, checkpoints, resume, evaluation, logging."""
