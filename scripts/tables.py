@@ -32,7 +32,8 @@ NOTEBOOK = RESULTS / "performance_notebook.md"
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.S)
 NOT_RESULTS = {
     "| preset | what it sets (conf/agent/NAME.yaml, sources in the file) |",
-    "| module | holds | knows nothing of |",
+    "| subpackage | holds | knows nothing of |",
+    "| module | holds |",
     "| u | exact | `log(1 − tanh²u)` | `log(1 − tanh²u + 1e-6)` |",
     "| key | what it holds |",
     "| setting | what it does | when |",

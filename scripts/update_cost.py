@@ -3,10 +3,10 @@ runs (``utd`` gradient updates on a batch from a filled buffer), on this machine
 
     python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1 [--precision bf16] [--compile]
 
-Presets are read from ``conf/agent/*.yaml`` (merged over ``sac.yaml``), so the table follows
+Presets are read from ``conf/agent/*.yaml`` (``presets.sac_config``), so the table follows
 the files. With ``--compile`` every preset runs with ``agent.compile=true``; its graphs are
-compiled in the untimed warm-up. The env step itself is left out (it is small next to an
-update on the MuJoCo tasks).
+compiled in the untimed warm-up, whose wall time is printed too. The env step itself is left
+out (it is small next to an update on the MuJoCo tasks).
 Wall time and process CPU time are both printed: on a busy machine, with 1 thread, the CPU
 time is the steadier of the two.
 """
@@ -15,27 +15,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from rl_repara import SAC, ReplayBuffer, SACConfig, TanhGaussianPolicy
+from rl_repara.agent.presets import sac_config
 from rl_repara.device import cpu_name
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "agent"
 
-
-def preset(name: str) -> SACConfig:
-    values = yaml.safe_load((CONF / "sac.yaml").read_text())
-    extra = yaml.safe_load((CONF / f"{name}.yaml").read_text()) if name != "sac" else {}
-    extra.pop("defaults", None)
-    return SACConfig(**{**values, **extra})
-
-
-def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> tuple[float, float]:
-    """(wall ms, process CPU ms) of the ``utd`` updates of one env step, batch sampling included."""
+def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> tuple[float, float, float]:
+    """(wall ms, process CPU ms) of the ``utd`` updates of one env step, batch sampling included,
+    and the wall seconds of the untimed warm-up (3 env steps of updates: the compile, if any)."""
     torch.manual_seed(0)
     policy = TanhGaussianPolicy(obs_dim, act_dim, **cfg.policy_kwargs())
     sac = SAC(policy, cfg)
@@ -43,12 +34,14 @@ def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> t
     n = 10_000
     buf.add(np.random.randn(n, obs_dim), np.random.uniform(-1, 1, (n, act_dim)), np.random.randn(n),
             np.random.randn(n, obs_dim), np.zeros(n))  # fmt: skip
+    warm = time.perf_counter()
     for _ in range(3 * cfg.utd):
         sac.update_tensors(buf.sample(cfg.batch_size, cfg.n_step, cfg.gamma))
+    warm = time.perf_counter() - warm
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps * cfg.utd):
         sac.update_tensors(buf.sample(cfg.batch_size, cfg.n_step, cfg.gamma))
-    return (time.perf_counter() - start) / steps * 1e3, (time.process_time() - cpu) / steps * 1e3
+    return (time.perf_counter() - start) / steps * 1e3, (time.process_time() - cpu) / steps * 1e3, warm
 
 
 def main() -> None:
@@ -59,6 +52,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="env steps timed per preset")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--compile", action="store_true", help="agent.compile=true for every preset")
+    p.add_argument("--presets", nargs="+", default=["sac", "crossq", "tqc", "droq", "redq", "sac_residual"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -67,14 +61,13 @@ def main() -> None:
         f"obs {args.obs_dim}, act {args.act_dim}"
     )
     base = None
-    for name in ("sac", "crossq", "tqc", "droq", "redq"):
-        cfg = preset(name)
-        cfg.precision, cfg.compile = args.precision, args.compile
-        wall, cpu = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
+    for name in args.presets:
+        cfg = sac_config(name, precision=args.precision, compile=args.compile)
+        wall, cpu, warm = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
         base = base or cpu
         print(
             f"{name:7s} utd {cfg.utd:2d}: {wall:8.1f} ms wall, {cpu:8.1f} ms CPU of updates per env "
-            f"step ({cpu / base:5.1f}x SAC, CPU time)",
+            f"step ({cpu / base:5.1f}x SAC, CPU time), warm-up {warm:6.1f} s",
             flush=True,
         )
 

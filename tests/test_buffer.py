@@ -469,7 +469,7 @@ def test_the_cpu_paths_store_and_sample_what_the_device_paths_do():
     wrap-around of a full buffer."""
     rng = np.random.default_rng(0)
     views, torch_ops = (ReplayBuffer(10, OBS_DIM, ACT_DIM, num_envs=2) for _ in range(2))
-    torch_ops._host_views = None  # the writes a CUDA buffer makes
+    torch_ops._store.host = None  # the writes a CUDA buffer makes (storage.Storage.write)
     for t in range(8):
         obs = torch.as_tensor(rng.normal(size=(2, OBS_DIM)), dtype=torch.float32)
         if t == 3:

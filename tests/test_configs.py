@@ -145,7 +145,7 @@ AGENTS = sorted(p.stem for p in (CONF / "agent").glob("*.yaml"))
 
 
 def test_the_sac_family_presets_are_all_there():
-    assert set(AGENTS) == {"sac", "crossq", "tqc", "droq", "redq", "sac_dmc"}
+    assert set(AGENTS) == {"sac", "crossq", "tqc", "droq", "redq", "sac_dmc", "sac_residual"}
 
 
 TUNED = sorted(p.stem for p in (CONF / "tuned").glob("*.yaml"))

@@ -27,7 +27,9 @@ from test_configs import _compose
 import rl_repara
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TanhGaussianPolicy, TrainConfig, load_policy, train
 from rl_repara.cli.schemas import ExportCliConfig
-from rl_repara.deploy.export import FORMATS, export_policy, sidecar_path
+from rl_repara.deploy.export import export_policy
+from rl_repara.deploy.formats import FORMATS
+from rl_repara.deploy.sidecar import sidecar_path
 from rl_repara.errors import ConfigError
 from rl_repara.training.checkpoint import save_atomic
 from rl_repara.training.config import LogConfig
@@ -385,12 +387,12 @@ def test_a_full_disk_is_a_runtime_fault_and_leaves_nothing(handmade, tmp_path, m
     """Disk full while the export is moved into place: ``ExportWriteError`` (exit 1, a fault of
     the machine, not ``ConfigError``'s 2), and no model, sidecar or temp file is left."""
     from rl_repara import ExportWriteError
-    from rl_repara.deploy import export as export_module
+    from rl_repara.deploy import staging
 
     def full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export_module.os, "replace", full)
+    monkeypatch.setattr(staging.os, "replace", full)
     with pytest.raises(ExportWriteError, match="No space left on device. Nothing was written") as info:
         export_policy(handmade, "pt2", tmp_path / "out" / "policy.pt2")
     assert info.value.exit_code == 1 and not isinstance(info.value, ConfigError)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
-from rl_repara.agent.losses import critic_loss, quantile_huber_loss
+from rl_repara.agent.losses import critic_loss
+from rl_repara.agent.targets import quantile_huber_loss, truncated_quantiles
 from rl_repara.nn.norms import BatchRenorm
 
 OBS_DIM, ACT_DIM = 3, 2
@@ -56,11 +57,13 @@ def test_tqc_target_pools_sorts_and_drops_the_top_quantiles_of_all_critics():
     critics = _constant([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     targets = _constant([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
     batch = _batch()
-    loss, _ = critic_loss(_policy(), critics, targets, torch.tensor(0.0), batch, 1.0, drop_quantiles=1)
+    loss, _ = critic_loss(_policy(), critics, targets, torch.tensor(0.0), batch, 1.0, truncated_quantiles(1))
     expected_target = torch.tensor([1.0, 2.0, 3.0, 10.0]).expand(4, 4)
     zeros = torch.zeros(2, 4, 3)
     assert loss.item() == pytest.approx(quantile_huber_loss(zeros, expected_target).item(), rel=1e-6)
-    keep_all, _ = critic_loss(_policy(), critics, targets, torch.tensor(0.0), batch, 1.0, drop_quantiles=0)
+    keep_all, _ = critic_loss(
+        _policy(), critics, targets, torch.tensor(0.0), batch, 1.0, truncated_quantiles(0)
+    )
     assert keep_all.item() > loss.item()  # the dropped top quantiles were really left out
 
 

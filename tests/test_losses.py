@@ -14,6 +14,7 @@ import yaml
 
 from rl_repara import SAC, Batch, QEnsemble, SACConfig, TanhGaussianPolicy
 from rl_repara.agent.losses import actor_loss, alpha_loss, critic_loss
+from rl_repara.agent.parts import ACTOR_REDUCTIONS
 from rl_repara.nn.norms import BatchRenorm
 
 OBS_DIM, ACT_DIM, B = 3, 2, 16
@@ -367,7 +368,7 @@ def test_the_droq_preset_actor_maximizes_the_mean_of_its_two_critics():
     policy, critics = make_policy(), QEnsemble(OBS_DIM, ACT_DIM, **cfg.critic_kwargs()).eval()
     obs, alpha = torch.randn(B, OBS_DIM), torch.tensor(0.3)
     torch.manual_seed(1)
-    loss, _ = actor_loss(policy, critics, alpha, obs, cfg.actor_q)
+    loss, _ = actor_loss(policy, critics, alpha, obs, ACTOR_REDUCTIONS[cfg.actor_q])
     torch.manual_seed(1)
     action, log_prob = policy.sample_unit(obs)
     q = critics(obs, action)

@@ -1,23 +1,21 @@
-"""One SAC update (critic, actor, α, their Adam steps, Polyak) as one function that
-``torch.compile`` turns into one graph.
+"""The update's two gradient backends, and its compiled form.
 
-The eager update runs two ``backward()`` passes and three ``optimizer.step()`` calls, and Dynamo
-breaks its graph at each of them: the loss-only compile gains nothing on CPU
-(docs/performance.md). Here the gradients come from ``torch.func.grad`` of the same loss
-functions (``losses.py``) with the weights swapped in by ``torch.func.functional_call``, and the
-Adam steps from ``torch.optim.adam.adam`` on each optimizer's own state. Nothing breaks the
-graph, so Inductor fuses the elementwise work of the whole update (activations, their
-backward, the losses, Adam, Polyak) into a few loops around the matmuls.
+``Autograd`` descends a loss with ``backward()`` and ``optimizer.step()``. ``Functional`` takes
+the gradients with ``torch.func.grad`` (the weights swapped in by ``functional_call``) and steps
+Adam with ``torch.optim.adam.adam`` on each optimizer's own state, so nothing breaks a
+``torch.compile`` graph: ``compile_update`` compiles the one update (``update.py``) over it, and
+Inductor fuses the elementwise work of the whole update (activations, their backward, the losses,
+Adam, Polyak) into a few loops around the matmuls.
+
+Running statistics (Batch Renorm) are explicit inputs of the functional step: every buffer of the
+networks goes into ``functional_call`` beside the weights, so the statistics a train-mode pass
+updates in place are the step's own inputs, which ``torch.func`` allows, and CrossQ compiles as
+one graph like the rest.
 
 The optimizers' state keeps the format of ``torch.optim.Adam``: a checkpoint written by one
-path loads into the other. Gradients are never stored in ``.grad``. Tracing marks the weights
-as static inputs of the graph (Dynamo guards on their addresses), harmless on CPU. Compiled
-random draws go through torch's generator (``fallback_random``), in the eager update's order,
-so a compiled run repeats an eager run's random stream.
-
-The update can end by acting (``act_on``): the trainer's next action is then sampled inside
-the graph, right after the weights it needs were written, instead of by a separate eager pass
-over a core the update has left cold (docs/performance.md).
+backend loads into the other. Gradients are never stored in ``.grad``. Compiled random draws go
+through torch's generator (``fallback_random``), in the eager update's order, so a compiled run
+repeats an eager run's random stream.
 """
 
 from __future__ import annotations
@@ -30,31 +28,29 @@ import torch
 from torch.func import functional_call, grad
 from torch.optim.adam import adam
 
-from rl_repara.agent.losses import Info, actor_loss, alpha_loss, critic_loss, polyak_update
+from rl_repara.agent.losses import Info
+from rl_repara.agent.update import Actions, update
 from rl_repara.data.buffer import Batch
 from rl_repara.errors import ConfigError
-from rl_repara.nn.critics import QEnsemble
-from rl_repara.nn.policies import TanhGaussianPolicy
 
 if TYPE_CHECKING:
-    from rl_repara.agent.learner import SAC
+    from rl_repara.agent.learner import SAC, Networks
 
 __all__ = [
-    "Actions",
+    "Autograd",
+    "Functional",
     "COMPILE_OPTIONS",
-    "Networks",
     "adam_step",
     "compile_update",
     "ensure_adam_state",
     "make_update",
 ]
 
-# an action in the unit box and in env units
-Actions = tuple[torch.Tensor, torch.Tensor]
 # update(batch, subset, actor_step, target_step, act_on) -> (info, actions or None)
 Update = Callable[
     [Batch, Optional[torch.Tensor], bool, bool, Optional[torch.Tensor]], tuple[Info, Optional[Actions]]
 ]
+Loss = Callable[["Networks"], tuple[torch.Tensor, Info]]
 
 COMPILE_OPTIONS: dict[str, Union[str, int, bool, Callable]] = {
     # draws by aten's generator, not Inductor's: the eager path's random stream, and aten's
@@ -63,23 +59,6 @@ COMPILE_OPTIONS: dict[str, Union[str, int, bool, Callable]] = {
     # the graph's kernels called from generated C++, not from Python
     "cpp_wrapper": True,
 }
-
-
-class Networks(torch.nn.Module):
-    """The learner's networks under one module, so that ``functional_call`` can swap in the
-    weights one loss is differentiated by (``critics.*`` or ``policy.*``)."""
-
-    def __init__(
-        self, policy: TanhGaussianPolicy, critics: QEnsemble, target_critics: Optional[QEnsemble]
-    ) -> None:
-        super().__init__()
-        self.policy, self.critics, self.target_critics = policy, critics, target_critics
-
-    def forward(self, loss: str, *args, **kwargs) -> tuple[torch.Tensor, Info]:
-        """``critic_loss`` or ``actor_loss`` of these networks."""
-        if loss == "critic":
-            return critic_loss(self.policy, self.critics, self.target_critics, *args, **kwargs)
-        return actor_loss(self.policy, self.critics, *args, **kwargs)
 
 
 def ensure_adam_state(optimizer: torch.optim.Adam) -> None:
@@ -136,78 +115,79 @@ def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor]) -> None:
     )
 
 
-def _grad_of(nets: Networks, prefix: str, loss: str, *args) -> tuple[list[torch.Tensor], Info]:
-    """Gradients of ``nets(loss, *args)`` with respect to the weights under ``prefix`` (in
-    parameter order), and the loss's info."""
-    module = getattr(nets, prefix)
-    weights = {f"{prefix}.{name}": p.detach() for name, p in module.named_parameters()}
-    grads, info = grad(lambda w: functional_call(nets, w, (loss, *args)), has_aux=True)(weights)
-    return list(grads.values()), info
+class Autograd:
+    """``loss.backward()`` and ``optimizer.step()`` (the eager update, and CUDA's compiled
+    losses)."""
+
+    def descend(self, nets: Networks, optimizer: torch.optim.Adam, group: str, loss: Loss) -> Info:
+        """One optimizer step of ``optimizer`` (the weights under ``nets.<group>``) on ``loss(nets)``."""
+        value, info = loss(nets)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        return info
+
+    def context(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
+class Functional:
+    """``torch.func.grad`` of ``loss`` with respect to the weights under ``nets.<group>`` and an
+    Adam step on ``optimizer``'s state (``adam_step``); the buffers (norm statistics) are
+    explicit inputs. The whole update runs in ``torch.no_grad`` (the gradients are
+    ``torch.func``'s; the steps mutate in place).
+
+    The names of the weights and buffers are collected once, here: walking the modules inside
+    a compiled graph after a layer's mode changed would break the graph."""
+
+    def __init__(self, nets: Networks) -> None:
+        self.nets = nets
+        self.weights = {
+            group: [(f"{group}.{name}", p) for name, p in getattr(nets, group).named_parameters()]
+            for group in ("critics", "policy")
+        }
+        self.weights["log_alpha"] = [("log_alpha", nets.log_alpha)]
+        self.buffers = list(nets.named_buffers())
+
+    def descend(self, nets: Networks, optimizer: torch.optim.Adam, group: str, loss: Loss) -> Info:
+        """One Adam step of the weights under ``nets.<group>`` on ``loss(nets)``."""
+        weights = {name: p.detach() for name, p in self.weights[group]}
+        buffers = dict(self.buffers)
+
+        def value(w: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Info]:
+            return functional_call(nets, (w, b), (loss,), tie_weights=False)
+
+        grads, info = grad(value, has_aux=True)(weights, buffers)
+        adam_step(optimizer, list(grads.values()))
+        return info
+
+    def context(self) -> contextlib.AbstractContextManager:
+        return torch.no_grad()
 
 
 def make_update(sac: SAC) -> Update:
-    """The whole update of ``sac`` (a ``SAC`` without Batch Renorm layers), as
-    ``update(batch, subset, actor_step, target_step, act_on) -> (info, actions)``, in
-    ``torch.no_grad`` (the gradients are ``torch.func``'s). Its arithmetic is
-    ``SAC._update_step``'s; compile it with ``torch.compile``. With observations ``act_on``
-    the updated policy then samples an action for them, inside the same graph: ``actions`` is
-    ``(y, a) = policy.unit_and_env_action(act_on)`` (the draw acting right after the update
-    makes); else ``None``."""
-    cfg = sac.config
-    nets = Networks(sac.policy, sac.critics, sac.target_critics)
-    critic_params: list[torch.Tensor] = list(sac.critics.parameters())
-    target_params: list[torch.Tensor] = (
-        [] if sac.target_critics is None else list(sac.target_critics.parameters())
-    )
+    """``update.update`` of ``sac`` over the ``Functional`` backend, as ``update(batch, subset,
+    actor_step, target_step, act_on) -> (info, actions)``, with the optimizers' Adam state made
+    (``ensure_adam_state``). Compile it with ``torch.compile`` (``compile_update``).
+
+    The function gets a code object of its own: torch.compile keeps its graphs (and its limit of
+    8 recompilations) per code object, so each learner gets its own graph, however many learners
+    a process makes."""
     for optimizer in sac.optimizers.values():
         ensure_adam_state(optimizer)
-    autocast = (
-        (lambda: torch.autocast(sac.device.type, dtype=torch.bfloat16))
-        if cfg.precision == "bf16"
-        else contextlib.nullcontext
-    )
+    backend = Functional(sac.nets)
 
-    def update(
-        batch: Batch,
-        subset: Optional[torch.Tensor],
-        actor_step: bool,
-        target_step: bool,
-        act_on: Optional[torch.Tensor],
-    ) -> tuple[Info, Optional[Actions]]:
-        with torch.no_grad():  # the gradients are torch.func's; the steps mutate in place
-            alpha = sac.log_alpha.detach().exp()
-            with autocast():
-                grads, info = _grad_of(
-                    nets, "critics", "critic", alpha, batch, cfg.gamma, subset, cfg.drop_quantiles
-                )
-            adam_step(sac.critic_optimizer, grads)
-            if actor_step:
-                with autocast():
-                    grads, pi_info = _grad_of(nets, "policy", "actor", alpha, batch.obs, cfg.actor_q)
-                adam_step(sac.actor_optimizer, grads)
-                info.update(pi_info)
-                if cfg.autotune_alpha:
-                    g, a_info = grad(alpha_loss, has_aux=True)(
-                        sac.log_alpha.detach(), pi_info["log_prob"], sac.target_entropy
-                    )
-                    adam_step(sac.alpha_optimizer, [g])
-                    info.update(a_info)
-            if target_step and target_params:
-                polyak_update(target_params, critic_params, cfg.tau)
-            info.pop("log_prob", None)
-            return info, None if act_on is None else sac.policy.unit_and_env_action(act_on)
+    def step(batch, subset, actor_step, target_step, act_on):
+        return update(sac, batch, subset, actor_step, target_step, act_on, backend)
 
-    # a code object of its own: torch.compile keeps its graphs (and its limit of 8
-    # recompilations) per code object, so each learner gets its own graph, however many
-    # learners a process makes
     return types.FunctionType(
-        update.__code__.replace(), update.__globals__, update.__name__, None, update.__closure__
+        step.__code__.replace(), step.__globals__, step.__name__, None, step.__closure__
     )
 
 
 def compile_update(sac: SAC) -> Update:
-    """``make_update(sac)`` under ``torch.compile`` with ``COMPILE_OPTIONS``; the graph is
-    built at the first call.
+    """``make_update(sac)`` under ``torch.compile`` with ``COMPILE_OPTIONS``; the graph is built
+    at the first call.
 
     Dynamo's guards run with torch's defaults: ``use_recursive_dict_tags_for_guards`` (1.4-1.8 %
     faster here) is left off, as PyTorch turned it off after segfault reports (pytorch#181873)

@@ -1,19 +1,20 @@
 """``SACConfig``: every hyperparameter of the learner, the SAC family's building blocks included.
 
 CrossQ, TQC, DroQ and REDQ are configurations of these fields (``conf/agent/*.yaml``), not
-classes: a critic normalization (none, LayerNorm, Batch Renorm), dropout, a target network or
-none, the ensemble size and the subset the target takes its min over, a scalar or quantile
-head, and how the actor reduces the critics.
+classes: a critic architecture by name and its normalization (none, LayerNorm, Batch Renorm),
+dropout, a target network or none, the ensemble size and the subset the target takes its min
+over, a scalar or quantile head, the target rule, how the actor reduces the critics, and the
+hooks after each optimizer step (the names are those of ``parts.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
-__all__ = ["SACConfig", "NORMS"]
+from rl_repara.nn.norms import NORMS
 
-NORMS = ("none", "layer", "batchrenorm")
+__all__ = ["SACConfig"]
 
 
 @dataclass
@@ -30,6 +31,8 @@ class SACConfig:
     utd: int = 1  # gradient updates per env step (update-to-data ratio)
     n_step: int = 1  # n-step returns, computed when sampled; entropy bonus at the bootstrap step only
     num_critics: int = 2
+    critic_arch: str = "mlp"  # a name of parts.CRITIC_ARCHS: mlp | residual
+    critic_arch_kwargs: Dict[str, Any] = field(default_factory=dict)  # to an architecture other than mlp
     hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # actor (and critics)
     critic_hidden_sizes: Optional[List[int]] = None  # None: hidden_sizes
     critic_norm: str = "none"  # none | layer | batchrenorm, after each hidden Linear
@@ -42,6 +45,8 @@ class SACConfig:
     actor_q: str = "min"  # min | mean over the critics (and quantiles) in the actor loss
     num_quantiles: int = 1  # > 1: TQC's distributional critics with this many quantiles
     drop_quantiles: int = 0  # TQC: per critic, dropped from the top of the pooled target
+    target_rule: str = "auto"  # parts.TARGET_RULES: min | truncated_quantiles; auto: by the head
+    post_step_hooks: List[str] = field(default_factory=list)  # parts.POST_STEP_HOOKS, after each step
     policy_delay: int = 1  # actor and α step once every `policy_delay` critic steps
     target_update_every: int = 1  # Polyak update once every this many critic steps
     autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
@@ -53,7 +58,9 @@ class SACConfig:
     normalize_obs: bool = False  # running mean/std of observations, inside the policy
     obs_clip: float = 10.0  # normalized observations are clipped to ±obs_clip
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
-    compile: bool = False  # torch.compile the update
+    # torch.compile the update: true | false | auto (train() compiles where the run is long
+    # enough to earn the compile time back, and says which it chose). Any: bool or "auto".
+    compile: Any = "auto"
     cudagraphs: bool = False  # CUDA graphs for the update (GPU only; implies compile)
 
     def policy_kwargs(self) -> dict[str, Any]:
@@ -84,9 +91,22 @@ class SACConfig:
             return {}
         return {"momentum": self.brn_momentum, "warmup_steps": self.brn_warmup_steps}
 
+    def compile_choice(self) -> Optional[bool]:
+        """``compile`` as True, False, or None for ``auto`` (also from the strings a command
+        line or a YAML file gives)."""
+        value = str(self.compile).lower()
+        return None if value == "auto" else value in ("true", "1", "yes", "on")
+
+    def resolved_target_rule(self) -> str:
+        """``target_rule``, with ``auto`` resolved: ``truncated_quantiles`` for a quantile head
+        (``num_quantiles > 1``), else ``min``."""
+        if self.target_rule != "auto":
+            return self.target_rule
+        return "truncated_quantiles" if self.num_quantiles > 1 else "min"
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad value (or combination of values)."""
-        for ok, msg in self._range_checks() + self._combination_checks():
+        for ok, msg in self._range_checks() + self._combination_checks() + self._name_checks():
             if not ok:
                 raise ValueError(f"agent config: {msg}.")
 
@@ -118,6 +138,38 @@ class SACConfig:
             (0.0 < self.brn_momentum <= 1.0, "brn_momentum must be in (0, 1]"),
             (self.brn_warmup_steps >= 0, "brn_warmup_steps must be >= 0"),
             (sizes_ok, "hidden_sizes and critic_hidden_sizes must be non-empty lists of positive ints"),
+        ]
+
+    def _name_checks(self) -> list[tuple[bool, str]]:
+        from rl_repara.agent import parts  # the registries import the parts, which import torch
+
+        def known(name: str, registry: dict, key: str) -> tuple[bool, str]:
+            return name in registry, f"{key}={name!r} is not one of {', '.join(sorted(registry))}"
+
+        rule = self.resolved_target_rule()
+        quantile_rule = rule == "truncated_quantiles"
+        return [
+            known(self.critic_arch, parts.CRITIC_ARCHS, "critic_arch"),
+            known(rule, parts.TARGET_RULES, "target_rule"),
+            *(known(h, parts.POST_STEP_HOOKS, "post_step_hooks") for h in self.post_step_hooks),
+            (
+                str(self.compile).lower() in ("auto", "true", "false", "1", "0", "yes", "no", "on", "off"),
+                f"compile must be true, false or auto; got {self.compile!r}",
+            ),
+            (
+                quantile_rule == (self.num_quantiles > 1),
+                f"target_rule={rule} needs "
+                + (
+                    "num_quantiles > 1 (a quantile head)"
+                    if quantile_rule
+                    else "num_quantiles=1 (a scalar head)"
+                ),
+            ),
+            (
+                self.critic_arch == "mlp" or (self.critic_norm == "none" and self.critic_dropout == 0),
+                f"critic_norm and critic_dropout belong to critic_arch=mlp; critic_arch={self.critic_arch} "
+                "takes its settings in critic_arch_kwargs",
+            ),
         ]
 
     def _combination_checks(self) -> list[tuple[bool, str]]:

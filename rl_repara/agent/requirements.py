@@ -10,7 +10,13 @@ from rl_repara.agent.config import SACConfig
 from rl_repara.device import bf16_supported, cpu_name
 from rl_repara.errors import ConfigError
 
-__all__ = ["check_requirements", "check_cudagraphs", "check_precision", "check_compile"]
+__all__ = [
+    "check_requirements",
+    "check_cudagraphs",
+    "check_precision",
+    "check_compile",
+    "cxx_compiler_found",
+]
 
 
 def check_requirements(config: SACConfig, device: torch.device) -> None:
@@ -48,19 +54,28 @@ def check_precision(config: SACConfig, device: torch.device) -> None:
 def check_compile(config: SACConfig, device: torch.device) -> None:
     """``compile=true`` on a CPU needs the C++ compiler that Inductor builds its kernels with
     (``g++``, or ``$CXX``). Without one Inductor fails at the first update with a long
-    traceback, so the missing compiler is a ``ConfigError`` naming the fix instead."""
-    if not config.compile or device.type != "cpu":
+    traceback, so the missing compiler is a ``ConfigError`` naming the fix instead.
+    (``compile=auto`` needs none: ``compile_choice`` picks eager without one.)"""
+    if config.compile_choice() is not True or device.type != "cpu":
         return
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-        from torch._inductor.exc import InvalidCxxCompiler
-    except ImportError:  # a torch that moved them: let Inductor say it
-        return
-    try:
-        get_cpp_compiler()
-    except InvalidCxxCompiler:
+    if cxx_compiler_found() is False:
         raise ConfigError(
             "agent.compile=true on a CPU needs a C++ compiler for torch.compile's kernels, and "
             "none was found (looked for $CXX, else g++). Install one (e.g. apt install g++) or "
             "set agent.compile=false."
-        ) from None
+        )
+
+
+def cxx_compiler_found() -> bool | None:
+    """Whether Inductor finds its C++ compiler; None where this torch moved the functions that
+    say (then Inductor says it at the first update)."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.exc import InvalidCxxCompiler
+    except ImportError:
+        return None
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        return False
+    return True

@@ -32,7 +32,6 @@ from typing import Any, Optional
 import numpy as np
 from omegaconf import DictConfig
 
-from rl_repara.agent.requirements import check_cudagraphs
 from rl_repara.cli.errors import JobFailed, in_sweep_worker, job_error, run_cli
 from rl_repara.cli.presets import override_keys, say_what_the_presets_set
 from rl_repara.cli.schemas import EvalCliConfig, config_dir, to_object
@@ -43,8 +42,9 @@ from rl_repara.errors import CheckpointError, ConfigError, RLReparaError
 from rl_repara.training.checkpoint import RunDirLock, find_checkpoint, load_latest
 from rl_repara.training.config import TrainConfig
 from rl_repara.training.evaluation import eval_seed, run_episode
+from rl_repara.training.prepare import prepare
 from rl_repara.training.resume import RESUMABLE_KEYS, ResumePoint, get_key, resume_point, run_dir_of
-from rl_repara.training.train import train
+from rl_repara.training.train import run
 from rl_repara.training.trainer import TrainResult
 
 __all__ = ["train_main", "eval_main"]
@@ -111,25 +111,23 @@ def _train(cfg: DictConfig, hc: Any) -> Optional[float]:
             resume_dir = run_dir
         except CheckpointError:
             auto = False
+    point = None
     if resume_dir is not None:
         _check_not_in_use(resume_dir)
         point = _resume_point(config, resume_dir, hc, auto)
         if point is None:
             return None
-        config = point.config  # resume= now names the very checkpoint file that was read
-        del point
-    else:
-        config.validate()
-    check_cudagraphs(config.agent, resolve_device(config.device))
-    if config.video:
+    prepared = prepare(config if point is None else point)  # the checks; the state read once
+    del point  # the prepared run holds the state now, until the trainer takes it
+    if prepared.config.video:
         from rl_repara.training.video import check_writer, prepare_headless
 
         check_writer()
         prepare_headless()
     if resume_dir is None:
         _check_not_in_use(run_dir)
-        say_what_the_presets_set(config, hc)
-    return _finish(train(config), config, hc)
+        say_what_the_presets_set(prepared.config, hc)
+    return _finish(run(prepared), prepared.config, hc)
 
 
 def _check_not_in_use(run_dir: Path) -> None:

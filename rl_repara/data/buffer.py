@@ -1,5 +1,5 @@
 """``ReplayBuffer``: a circular store of transitions in preallocated tensors, one stream per env,
-with n-step returns computed when a batch is sampled."""
+with n-step returns computed when a batch is sampled (the windows: ``nstep``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from rl_repara.data.nstep import Newest, add_flags, host_bool, n_step_walk, stored_links, walk_constants
+from rl_repara.data.storage import FIELDS, Storage
 from rl_repara.rng import restore_generator
 
 __all__ = ["Batch", "ReplayBuffer"]
-
-_FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
 
 class Batch(NamedTuple):
@@ -54,7 +54,7 @@ class ReplayBuffer:
     def bytes_needed(capacity: int, obs_dim: int, act_dim: int) -> int:
         """Bytes the buffer allocates: per transition ``obs``, ``next_obs``, ``action``,
         ``reward`` and ``terminated`` as float32, and three bool flags."""
-        return int(capacity) * (4 * (2 * obs_dim + act_dim + 2) + 3)
+        return Storage.bytes_needed(capacity, obs_dim, act_dim)
 
     def __init__(
         self,
@@ -78,28 +78,13 @@ class ReplayBuffer:
         self.capacity = int(capacity) // self.num_envs * self.num_envs
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = torch.device(device)
-        shapes = {
-            "obs": (obs_dim,),
-            "action": (act_dim,),
-            "reward": (),
-            "next_obs": (obs_dim,),
-            "terminated": (),
-        }
-        self._data = {
-            k: torch.zeros((self.capacity, *s), dtype=torch.float32, device=self.device)
-            for k, s in shapes.items()
-        }
-        # Per-row flags in one tensor (one write per add): truncated, valid, and link: an n-step
-        # walk goes on from row i to row i + num_envs (the same env's next step).
-        self._flags = torch.zeros((self.capacity, 3), dtype=torch.bool, device=self.device)
-        self._truncated, self._valid, self._link = self._flags.unbind(1)
-        # On the CPU, NumPy views of the same memory: ``add`` writes through them, a few µs
-        # per field where a torch conversion and ``index_copy_`` took tens (about 0.15 ms per
-        # env step in a training loop; docs/performance.md).
-        self._host_views = self._numpy_views()
+        # The rows; the link flag of row i says an n-step walk goes on to row i + num_envs.
+        self._store = Storage(self.capacity, obs_dim, act_dim, self.device)
+        self._data = self._store.fields
+        self._truncated, self._valid, self._link = self._store.truncated, self._store.valid, self._store.link
         # The newest rows' (truncated, valid, may-go-on) on the host: the next add links them.
         none = np.zeros(self.num_envs, dtype=bool)
-        self._newest: tuple[np.ndarray, np.ndarray, np.ndarray] = (none, none, none)
+        self._newest: Newest = (none, none, none)
         self._walk_cache: tuple[Any, torch.Tensor, torch.Tensor] = (None, torch.empty(0), torch.empty(0))
         # A host copy of the valid flags: the count of valid rows is kept without reading the
         # device, and sampling takes the plain path when every stored row is valid.
@@ -108,20 +93,6 @@ class ReplayBuffer:
         self.pos, self.size = 0, 0
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-
-    def _numpy_views(self) -> dict[str, np.ndarray] | None:
-        """NumPy views of the fields and flags of a CPU buffer (None on other devices)."""
-        if self.device.type != "cpu":
-            return None
-        return {k: v.numpy() for k, v in (*self._data.items(), ("flags", self._flags))}
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A copy (``copy.deepcopy``, pickle) gets views of its own tensors, not of these."""
-        return {k: v for k, v in self.__dict__.items() if k != "_host_views"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._host_views = self._numpy_views()
 
     def __len__(self) -> int:
         """Stored transitions, invalid ones included."""
@@ -158,67 +129,30 @@ class ReplayBuffer:
                 f"cannot add {n} transitions to a buffer of num_envs {self.num_envs}: add whole "
                 "vector steps (one row per env, in env order) and mark dropped rows with valid."
             )
-        num_envs = self.num_envs
-        valid_host = _host_bool(valid, n, True)
-        trunc_host = _host_bool(truncated, n, False)
-        cont = valid_host & ~(trunc_host | _host_bool(terminated, n, False))  # may go on
+        valid_host = host_bool(valid, n, True)
         # Flags (truncated, valid, link) of these rows, and again of the newest rows before
-        # them (unless this add overwrites those), which now link into these. A row links to
-        # its env's next row if it may go on (it neither ended nor is invalid) and that row is
-        # valid; the newest rows link nowhere (the write head).
+        # them (unless this add overwrites those), which now link into these.
         linked = 0 < self.size and n < self.capacity
-        first = num_envs if linked else 0
-        flags = np.zeros((first + n, 3), dtype=bool)
-        flags[first:, 0], flags[first:, 1] = trunc_host, valid_host
-        flags[first : first + n - num_envs, 2] = cont[: n - num_envs] & valid_host[num_envs:]
-        if linked:
-            prev_trunc, prev_valid, prev_cont = self._newest
-            flags[:first, 0], flags[:first, 1] = prev_trunc, prev_valid
-            flags[:first, 2] = prev_cont & valid_host[:num_envs]
+        flags, newest = add_flags(
+            host_bool(truncated, n, False),
+            valid_host,
+            host_bool(terminated, n, False),
+            self._newest,
+            linked,
+            self.num_envs,
+        )
+        first = len(flags) - n
         rows = np.arange(self.pos - first, self.pos + n) % self.capacity
-        values = dict(zip(_FIELDS, (obs, action, reward, next_obs, terminated)))
+        values = dict(zip(FIELDS, (obs, action, reward, next_obs, terminated)))
         dropped = None if valid_host.all() else ~valid_host  # their data may be NaN: store zeros
-        if self._host_views is not None:
-            for key, value in values.items():
-                if torch.is_tensor(value):  # any dtype (bf16 has no NumPy twin); np.array copies
-                    # .numpy(): NumPy 2.4 deprecates np.array(tensor) (Tensor.__array__ takes no copy=)
-                    value = value.detach().to("cpu", torch.float32).numpy()
-                src = np.array(value, dtype=np.float32).reshape(n, *self._data[key].shape[1:])
-                if dropped is not None:
-                    src[dropped] = 0.0
-                self._host_views[key][rows[first:]] = src
-            self._host_views["flags"][rows] = flags
-        else:
-            self._add_on_device(rows, first, values, dropped, flags)
-        self._newest = (trunc_host[-num_envs:], valid_host[-num_envs:], cont[-num_envs:])
+        self._store.write(rows, first, values, dropped, flags)
+        self._newest = newest
         host_idx = rows[first:]
         overwritten = np.count_nonzero(self._valid_host[host_idx])
         self._num_valid += int(np.count_nonzero(valid_host)) - int(overwritten)
         self._valid_host[host_idx] = valid_host
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
-
-    def _add_on_device(
-        self,
-        rows: np.ndarray,
-        first: int,
-        values: dict[str, Any],
-        dropped: np.ndarray | None,
-        flags: np.ndarray,
-    ) -> None:
-        """``add``'s writes to a buffer off the CPU: the flags at ``rows``, the fields at
-        ``rows[first:]``, dropped rows zeroed."""
-        n = len(rows) - first
-        flag_idx = torch.as_tensor(rows, device=self.device)
-        idx = flag_idx[first:]
-        mask = None if dropped is None else torch.as_tensor(dropped, device=self.device)
-        for key, value in values.items():
-            src = torch.as_tensor(value if torch.is_tensor(value) else np.asarray(value))
-            src = src.to(self.device, torch.float32).reshape(n, *self._data[key].shape[1:])
-            if mask is not None:
-                src = src.masked_fill(mask.view(n, *([1] * (src.dim() - 1))), 0.0)
-            self._data[key].index_copy_(0, idx, src)
-        self._flags.index_copy_(0, flag_idx, torch.from_numpy(flags).to(self.device))
 
     def end_streams(self) -> None:
         """The episodes of the newest rows will not go on (a resume that had to start new
@@ -252,15 +186,16 @@ class ReplayBuffer:
         idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=self.generator)
         if self._num_valid < self.size:
             idx = self._redraw_invalid(idx)
-        if n_step == 1 and self._host_views is not None:  # the hot path, on the CPU: NumPy takes
+        host = self._store.host
+        if n_step == 1 and host is not None:  # the hot path, on the CPU: NumPy takes
             rows = idx.numpy()
-            obs, action, reward, next_obs, term = (self._host_views[k][rows] for k in _FIELDS)
+            obs, action, reward, next_obs, term = (host[k][rows] for k in FIELDS)
             fields = (obs, action, reward, next_obs, term, np.float32(gamma) * (1.0 - term))
             return Batch(*(torch.from_numpy(x) for x in fields))
         if n_step == 1:  # index_select is cheaper than indexing with idx
-            obs, action, reward, next_obs, terminated = (self._data[k].index_select(0, idx) for k in _FIELDS)
+            obs, action, reward, next_obs, terminated = (self._data[k].index_select(0, idx) for k in FIELDS)
             return Batch(obs, action, reward, next_obs, terminated, gamma * (1.0 - terminated))
-        return self._n_step_batch(idx, n_step, gamma)
+        return self._n_step_batch(idx, n_step, gamma)  # nstep: the windows
 
     def _redraw_invalid(self, idx: torch.Tensor) -> torch.Tensor:
         """Rejection sampling: every draw that fell on an invalid row is drawn again (from the
@@ -274,14 +209,13 @@ class ReplayBuffer:
             idx = idx.masked_scatter(bad, redraw)
 
     def _n_step_batch(self, idx: torch.Tensor, n_step: int, gamma: float) -> Batch:
+        """The start rows ``idx`` with their n-step windows (``nstep.n_step_walk``); the walk's
+        constants are made once per ``(n_step, gamma)``."""
         data = self._data
-        offsets, powers = self._walk_constants(n_step, gamma)
-        walk = (idx[:, None] + offsets) % self.capacity  # [B, n]: the start's env stream
-        # Steps taken: the first, then one more for each link followed without a break.
-        num_taken = 1 + self._link[walk[:, :-1]].cumprod(dim=1).sum(dim=1)
-        taken = offsets < num_taken[:, None] * self.num_envs
-        reward = torch.where(taken, powers[:n_step] * data["reward"][walk], 0.0).sum(dim=1)
-        last = walk.gather(1, (num_taken - 1)[:, None]).squeeze(1)
+        if self._walk_cache[0] != (n_step, gamma):
+            self._walk_cache = ((n_step, gamma), *walk_constants(n_step, gamma, self.num_envs, self.device))
+        constants = self._walk_cache[1], self._walk_cache[2]
+        reward, last, gamma_k = n_step_walk(idx, data["reward"], self._link, constants, self.num_envs)
         terminated = data["terminated"].index_select(0, last)
         return Batch(
             data["obs"].index_select(0, idx),
@@ -289,21 +223,8 @@ class ReplayBuffer:
             reward,
             data["next_obs"].index_select(0, last),
             terminated,
-            powers[num_taken] * (1.0 - terminated),
+            gamma_k * (1.0 - terminated),
         )
-
-    def _walk_constants(self, n_step: int, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """``k · num_envs`` for ``k < n_step`` and ``gamma^k`` (float32 of the float64 power) for
-        ``k ≤ n_step``, made once per ``(n_step, gamma)``."""
-        key = (n_step, gamma)
-        if self._walk_cache[0] != key:
-            steps = torch.arange(n_step + 1, dtype=torch.float64)
-            self._walk_cache = (
-                key,
-                torch.arange(n_step, device=self.device) * self.num_envs,
-                (gamma**steps).to(self.device, torch.float32),
-            )
-        return self._walk_cache[1], self._walk_cache[2]
 
     def _newest_rows(self) -> torch.Tensor:
         """The rows of the last vector step written (one per env, just behind the write head)."""
@@ -311,9 +232,10 @@ class ReplayBuffer:
 
     def _rebuild_links(self) -> None:
         """``_link`` and ``_newest`` from the stored data, flags and write position."""
-        cont = (self._data["terminated"] == 0) & ~self._truncated & self._valid
-        cont[self.size :] = False
-        self._link.copy_(cont & self._valid.roll(-self.num_envs))
+        link, cont = stored_links(
+            self._data["terminated"], self._truncated, self._valid, self.size, self.num_envs
+        )
+        self._link.copy_(link)
         newest = self._newest_rows()
         self._link[newest] = False
         trunc, valid, go_on = (x[newest].cpu().numpy() for x in (self._truncated, self._valid, cont))
@@ -322,15 +244,12 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions and flags (only the filled part), layout, write position and
         RNG state."""
-        data = {k: v[: self.size].cpu().clone() for k, v in self._data.items()}
-        data["truncated"] = self._truncated[: self.size].cpu().clone()
-        data["valid"] = self._valid[: self.size].cpu().clone()
         return {
             "capacity": self.capacity,
             "num_envs": self.num_envs,
             "pos": self.pos,
             "size": self.size,
-            "data": data,
+            "data": self._store.state(self.size),
             "generator": self.generator.get_state(),
         }
 
@@ -346,25 +265,9 @@ class ReplayBuffer:
         if num_envs != self.num_envs:
             raise ValueError(f"checkpoint buffer num_envs {num_envs} != this buffer's {self.num_envs}.")
         size = state["size"]
-        for k in _FIELDS:
-            self._data[k][:size] = state["data"][k].to(self.device)
-        saved = state["data"]
-        self._flags.zero_()
-        self._truncated[:size] = saved["truncated"].to(self.device) if "truncated" in saved else False
-        self._valid[:size] = saved["valid"].to(self.device) if "valid" in saved else True
+        self._store.load(state["data"], size)
         self._valid_host[:] = self._valid.cpu().numpy()
         self._num_valid = int(self._valid_host.sum())
         self.pos, self.size = state["pos"], size
         self._rebuild_links()
         restore_generator(self.generator, state["generator"], "replay buffer's sampling")
-
-
-def _host_bool(value: Any, n: int, default: bool) -> np.ndarray:
-    """A per-row flag (NumPy or torch, bool or 0/1; None: ``default`` everywhere) as a new
-    host NumPy bool array of ``[n]``."""
-    if value is None:
-        return np.full(n, default)
-    if torch.is_tensor(value):
-        value = value.detach().cpu().numpy()
-    value = np.asarray(value).reshape(n)
-    return value.copy() if value.dtype == np.bool_ else value != 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, cast
+from typing import Any, Optional, Protocol, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,27 @@ from torch import nn
 from rl_repara.nn.layers import EnsembleLinear, ensemble_linear
 from rl_repara.nn.norms import check_norm, make_norm
 
-__all__ = ["QEnsemble"]
+__all__ = ["Critics", "QEnsemble"]
+
+
+class Critics(Protocol):
+    """What the losses need of a critic ensemble (``QEnsemble``'s interface; a critic
+    architecture of ``agent/parts.py`` provides it): ``critics(obs, action, detach_params)`` the
+    head's output ``[N, B]`` (``[N, B, M]`` for quantiles), ``q_values`` a scalar Q ``[N, B]``,
+    ``min_q`` its min over the critics with detached weights ``[B]``."""
+
+    num_critics: int
+    num_quantiles: int
+
+    def __call__(
+        self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False
+    ) -> torch.Tensor: ...
+
+    def q_values(
+        self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False
+    ) -> torch.Tensor: ...
+
+    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
 
 
 class QEnsemble(nn.Module):
@@ -112,6 +132,11 @@ class QEnsemble(nn.Module):
         if obs.dim() != 2:
             obs, action = obs.reshape(batch.numel(), -1), action.reshape(batch.numel(), -1)
         return obs, action, batch
+
+    def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Scalar Q ``[N, *batch]``: the head's output, or the mean of its quantiles."""
+        q = self(obs, action, detach_params)
+        return q.mean(dim=-1) if self.num_quantiles > 1 else q
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``min_k Q_k(s, a)`` ``[*batch]`` with detached params: gradients flow to ``action`` only.

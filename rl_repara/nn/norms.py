@@ -3,13 +3,22 @@ over an ensemble) and an ensemble LayerNorm, plus ``make_norm``, which picks one
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NORMS", "BatchRenorm", "EnsembleBatchRenorm", "EnsembleLayerNorm", "make_norm"]
+__all__ = [
+    "NORMS",
+    "BatchRenorm",
+    "EnsembleBatchRenorm",
+    "EnsembleLayerNorm",
+    "make_norm",
+    "module_mode",
+    "renorm_mode",
+]
 
 NORMS = ("none", "layer", "batchrenorm")
 
@@ -173,3 +182,31 @@ def check_norm(norm: str, kwargs: dict[str, Any] | None = None) -> None:
         raise ValueError(f"norm must be one of {', '.join(map(repr, NORMS))}; got {norm!r}.")
     if norm == "none" and kwargs:
         raise ValueError(f"norm='none' takes no norm kwargs; got {sorted(kwargs)}.")
+
+
+@contextlib.contextmanager
+def module_mode(module: nn.Module, train: bool) -> Iterator[None]:
+    """``module`` (and its children) in train or eval mode inside the block, as before after."""
+    before = [(m, m.training) for m in module.modules()]
+    module.train(train)
+    try:
+        yield
+    finally:
+        for m, was in before:
+            m.training = was
+
+
+@contextlib.contextmanager
+def renorm_mode(module: nn.Module, train: bool) -> Iterator[None]:
+    """The Batch Renorm layers inside ``module`` in train mode (batch statistics, updated) or
+    eval mode (running statistics, untouched) inside the block; the rest of ``module`` keeps its
+    mode (dropout stays as it is). Their previous modes after."""
+    layers = [m for m in module.modules() if isinstance(m, BatchRenorm)]
+    before = [m.training for m in layers]
+    for layer in layers:
+        layer.train(train)
+    try:
+        yield
+    finally:
+        for layer, was in zip(layers, before):
+            layer.train(was)

@@ -1,19 +1,17 @@
 """``train(config)``: one run from a config to its result, without Hydra.
 
-What happens before the loop: the resume point (which file, which config), the checks that must
-come before anything is built (device, CUDA graphs, precision, a C++ compiler), the run-dir lock, the seeds;
-then a ``trainer.Trainer`` runs, and its envs are closed whatever happens.
+A run has three phases, each done once and in one place: prepare (``prepare.prepare``: the
+resume point, the config, the device and the machine checks, before anything is built), build
+(``build.build``, inside ``Trainer``: envs, networks, learner, buffer) and run (``run`` below:
+the run-dir lock, the seeds, the trainer's start or its saved state, then the loop; its envs
+and logger are closed whatever happens). ``train`` is the three in a row; the CLI prepares
+first (it has read the resume point already) and then calls ``run``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
 import torch
 
-from rl_repara.agent.requirements import check_requirements
-from rl_repara.device import resolve_device
 from rl_repara.rng import seed_everything
 from rl_repara.training.checkpoint import (
     RunDirLock,
@@ -22,16 +20,12 @@ from rl_repara.training.checkpoint import (
     set_aside_unreadable_last,
 )
 from rl_repara.training.config import TrainConfig
-from rl_repara.training.resume import RESUMABLE_KEYS, get_key, resume_point
+from rl_repara.training.loop import run_loop
+from rl_repara.training.prepare import Prepared, prepare
 from rl_repara.training.signals import StopSignals
 from rl_repara.training.trainer import Trainer, TrainResult
 
-__all__ = ["train"]
-
-
-def _default_run_dir(cfg: TrainConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / cfg.env.id / f"seed{cfg.seed}-{stamp}"
+__all__ = ["train", "run"]
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -45,17 +39,16 @@ def train(config: TrainConfig) -> TrainResult:
     handler requeues the job and exits. Raises ``ConfigError`` for user mistakes, ``EnvError``
     for broken envs and ``TrainingDiverged`` for NaN losses (all ``RLReparaError``).
     """
-    state, resumed_from = None, None
-    if config.resume:
-        point = resume_point(config.resume, {k: get_key(config, k) for k in RESUMABLE_KEYS})
-        config, state, resumed_from = point.config, point.state, point.file
-        del point
-    config.validate()
-    device = resolve_device(config.device)
-    check_requirements(config.agent, device)  # before anything is created
+    return run(prepare(config))
+
+
+def run(prepared: Prepared) -> TrainResult:
+    """The run phase of a prepared run (``prepare.prepare``): lock the run dir (which makes
+    it), seed, build a ``Trainer``, start it or load the prepared state into it (which
+    ``prepared`` then no longer holds), and train (``loop.run_loop``)."""
+    config, run_dir, resumed_from = prepared.config, prepared.run_dir, prepared.resumed_from
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
-    run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)
     with StopSignals() as stop, RunDirLock(run_dir):  # the lock makes the dir
         remove_stale_temp_files(run_dir / "checkpoints")
         if resumed_from is None:
@@ -63,14 +56,15 @@ def train(config: TrainConfig) -> TrainResult:
         else:
             set_aside_unreadable_last(resumed_from)  # keep the good last.prev.pt it came from
         seed_everything(config.seed)  # before any network is built
-        trainer = Trainer(config, run_dir, device)
+        trainer = Trainer(config, run_dir, prepared.device)
         try:
+            state = prepared.take_state()
             if state is not None:
                 trainer.load_state_dict(state)
                 del state
             else:
                 trainer.start()
-            result = trainer.run(stop)
+            result = run_loop(trainer, stop)
         finally:
             trainer.close()
     stop.pass_on()  # a scheduler's preemption signal: now submitit requeues the job and exits

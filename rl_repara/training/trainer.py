@@ -1,9 +1,11 @@
-"""The training loop, ``Trainer``: collect, update, evaluate, log, checkpoint, and its state.
+"""``Trainer``: one run's parts and what one loop iteration does with them (collect, update,
+evaluate, log), and the run's whole state.
 
 One loop iteration steps every vector env once (``num_envs`` env steps, each one stored
 transition) and runs ``utd · num_envs`` SAC updates once ``learning_starts`` env steps are
-collected. Collection lives in ``collector.py``, checkpoint writing in ``checkpoint_writer.py``;
-``training.train`` sets a run up (resume point, checks, run-dir lock) and runs a ``Trainer``.
+collected. The parts are built in ``build.py``, collection lives in ``collector.py``,
+checkpoint writing in ``checkpoint_writer.py``, and when each iteration logs, evaluates,
+checkpoints and stops in ``loop.py``; ``train.py`` prepares a run and runs a ``Trainer``.
 """
 
 from __future__ import annotations
@@ -17,23 +19,16 @@ import numpy as np
 import torch
 
 from rl_repara.agent.exploration import explore
-from rl_repara.agent.learner import SAC
-from rl_repara.agent.noise import ColoredNoise
 from rl_repara.console import Progress, note
-from rl_repara.data.buffer import ReplayBuffer
-from rl_repara.data.collector import Collector
 from rl_repara.data.env_state import simulator_versions
-from rl_repara.data.envs import make_env
-from rl_repara.data.memory import check_buffer_fits
 from rl_repara.errors import TrainingDiverged
-from rl_repara.nn.policies import TanhGaussianPolicy
 from rl_repara.rng import global_rng_state, set_global_rng_state
+from rl_repara.training.build import build
 from rl_repara.training.checkpoint_writer import CheckpointWriter
 from rl_repara.training.config import TrainConfig
 from rl_repara.training.evaluation import eval_seed, evaluate
-from rl_repara.training.logger import LOSS_TAGS, Logger, StepRate
+from rl_repara.training.logger import LOSS_TAGS, Logger
 from rl_repara.training.resume import STATE_VERSION
-from rl_repara.training.signals import StopSignals
 
 __all__ = ["TrainResult", "Trainer"]
 
@@ -51,43 +46,23 @@ class TrainResult:
     signum: Optional[int] = None  # the signal that stopped the run, if any
 
 
-def _crossed(before: int, after: int, every: int) -> bool:
-    """True when a multiple of ``every`` lies in ``(before, after]``."""
-    return every > 0 and after // every > before // every
-
-
 class Trainer:
-    """One run's parts (collector, learner, replay buffer, checkpoint writer) and its loop.
+    """One run's parts (collector, learner, replay buffer, checkpoint writer, logger) and one
+    loop iteration's work with them.
 
-    ``start()`` or ``load_state_dict()``, then ``run(stop)``; ``close()`` closes the envs.
-    ``collect()`` and ``learn()`` are one iteration's two halves.
+    ``start()`` (a fresh run) or ``load_state_dict()`` (a resumed one) opens the logger, before
+    the first step; then ``loop.run_loop(trainer, stop)``, or ``collect()`` and ``learn()``,
+    one iteration's two halves; ``close()`` closes the envs and the logger.
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, device: torch.device) -> None:
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
-        self.collector = Collector(cfg.env.id, cfg.num_envs, cfg.env.kwargs, cfg.on_nonfinite)
-        self.eval_env = make_env(cfg.env.id, cfg.env.kwargs) if cfg.eval.every_steps > 0 else None
-        envs = self.collector.envs
-        policy = TanhGaussianPolicy.from_spaces(
-            envs.single_observation_space,
-            envs.single_action_space,
-            **cfg.agent.policy_kwargs(),
-        )
-        self.sac = SAC(policy, cfg.agent, device=device, seed=cfg.seed)
-        needed = ReplayBuffer.bytes_needed(cfg.agent.buffer_size, policy.obs_dim, policy.act_dim)
-        check_buffer_fits(needed, cfg.agent.buffer_size, device)
-        self.buffer = ReplayBuffer(
-            cfg.agent.buffer_size, policy.obs_dim, policy.act_dim, device, cfg.seed, cfg.num_envs
-        )
-        self.noise = (
-            ColoredNoise(
-                cfg.agent.noise_beta, cfg.num_envs, policy.act_dim, self.collector.episode_steps, cfg.seed
-            )
-            if cfg.agent.noise_beta > 0
-            else None
-        )
+        parts = build(cfg, device)
+        self.collector, self.eval_env, self.sac = parts.collector, parts.eval_env, parts.sac
+        self.buffer, self.noise = parts.buffer, parts.noise
+        policy = self.sac.policy
         self.checkpoints = CheckpointWriter(run_dir / "checkpoints")
-        self.logger: Optional[Logger] = None
+        self._logger: Optional[Logger] = None  # opened by start() or load_state_dict()
         self.last_eval: Optional[float] = None
         self.best_eval: Optional[float] = None
         self.last_eval_step = -1
@@ -110,10 +85,28 @@ class Trainer:
         """Env steps so far, summed over the vector envs (each one a stored transition)."""
         return self.collector.env_steps
 
+    @property
+    def logger(self) -> Logger:
+        """The run's TensorBoard logger; ``start()`` or ``load_state_dict()`` opens it."""
+        if self._logger is None:
+            raise RuntimeError("the trainer has not begun: call start() or load_state_dict() first.")
+        return self._logger
+
+    def _open_logger(self) -> None:
+        """Open the logger at this step: a fresh run writes its hyperparameters; a resumed one
+        drops the events a killed run wrote after its checkpoint (``Logger``'s purge step)."""
+        if self._logger is not None:
+            self._logger.close()
+        resumed_at = self.global_step
+        self._logger = Logger(self.run_dir / "tb", purge_step=resumed_at + 1 if resumed_at else None)
+        if not resumed_at:
+            self._logger.hparams(self.cfg.to_dict())
+
     def start(self) -> None:
-        """A fresh run: reset the envs with the run's seed."""
+        """A fresh run: reset the envs with the run's seed; open the logger."""
         self.collector.start(self.cfg.seed)
         self._next_actions = None
+        self._open_logger()
 
     # ------------------------------------------------------------------------- one step
     def collect(self) -> None:
@@ -125,11 +118,10 @@ class Trainer:
         self.buffer.add(
             t.obs, unit_actions, t.reward, t.next_obs, t.terminated, t.truncated, valid=t.keep
         )  # every row, so each env's stream stays whole for n-step returns
-        if self.logger is not None:
-            for ret, length in t.episodes:
-                self.logger.scalars(
-                    {"charts/episodic_return": ret, "charts/episodic_length": length}, self.global_step
-                )
+        for ret, length in t.episodes:
+            self.logger.scalars(
+                {"charts/episodic_return": ret, "charts/episodic_length": length}, self.global_step
+            )
 
     def _actions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(unit-box actions, env-unit actions)``: uniform random ones until
@@ -168,7 +160,7 @@ class Trainer:
 
     def evaluate(self, progress: Progress) -> None:
         """Deterministic episodes on the eval env; logged, and the best policy to ``best.pt``."""
-        assert self.eval_env is not None and self.logger is not None
+        assert self.eval_env is not None
         mean, std = evaluate(
             self.sac.policy, self.eval_env, self.cfg.eval.episodes, seed=eval_seed(self.cfg.seed)
         )
@@ -191,7 +183,6 @@ class Trainer:
     def log_losses(self, rate: tuple[str, float], progress: Progress) -> None:
         """The latest update's metrics and the env steps per second (``rate``: its tag and
         value, from ``StepRate``); a non-finite metric stops the run."""
-        assert self.logger is not None
         sps_tag, sps = rate
         values = {sps_tag: sps}
         for key, tensor in self.last_info.items():
@@ -249,7 +240,8 @@ class Trainer:
         return simulator_versions(self.collector.envs.envs[0])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state_dict``'s output, bit for bit where the envs can be snapshotted."""
+        """Continue from ``state_dict``'s output, bit for bit where the envs can be snapshotted;
+        open the logger."""
         self.sac.load_state_dict(state["sac"])
         self.buffer.load_state_dict(state["buffer"])
         c = state["counters"]
@@ -274,6 +266,7 @@ class Trainer:
             )
         set_global_rng_state(state["rng"])
         self._note_new_simulators(state.get("simulators", {}))
+        self._open_logger()
 
     def _note_new_simulators(self, saved: dict[str, str]) -> None:
         """Say once, when the envs were saved under another MuJoCo or dm_control release than
@@ -289,52 +282,10 @@ class Trainer:
                 "from an unbroken run."
             )
 
-    # ------------------------------------------------------------------------- the loop
-    def run(self, stop: StopSignals) -> TrainResult:
-        """Train to ``total_steps`` (or a signal, or ``eval.stop_return``); checkpoint at the end."""
-        cfg, resumed_at = self.cfg, self.global_step
-        self.logger = Logger(self.run_dir / "tb", purge_step=resumed_at + 1 if resumed_at else None)
-        if not resumed_at:
-            self.logger.hparams(cfg.to_dict())
-        progress = Progress(cfg.total_steps, resumed_at, cfg.log.progress)
-        rate = StepRate(resumed_at, cfg.agent.learning_starts)
-        try:
-            while self.global_step < cfg.total_steps and stop.signum is None and not self._solved():
-                before = self.global_step
-                self.collect()
-                self.learn()
-                after = self.global_step
-                warmup_ended = before < cfg.agent.learning_starts <= after
-                if _crossed(before, after, cfg.log.every_steps) or warmup_ended:
-                    self.log_losses(rate.lap(after), progress)
-                if self.eval_env is not None and _crossed(before, after, cfg.eval.every_steps):
-                    self.evaluate(progress)
-                progress.update(after - before, self.bar_stats())
-                if _crossed(before, after, cfg.checkpoint.every_steps):
-                    self.checkpoints.write_periodic(self.state_dict, after)
-            interrupted = stop.signum is not None
-            if self.eval_env is not None and not interrupted and self.last_eval_step != self.global_step:
-                self.evaluate(progress)  # a final evaluation of the finished policy
-            self.checkpoints.write_final(self.state_dict, self.global_step, self.run_dir)
-        finally:
-            progress.close()
-            self.logger.close()
-        if interrupted:
-            print(
-                f"[rl_repara] stopped by signal {stop.signum} at step {self.global_step}; "
-                f"checkpoint saved. Resume with: rl-repara-train resume={self.run_dir}",
-                flush=True,
-            )
-        return TrainResult(
-            self.run_dir, self.global_step, self.last_eval, self.best_eval, interrupted, stop.signum
-        )
-
-    def _solved(self) -> bool:
-        target = self.cfg.eval.stop_return
-        return target is not None and self.last_eval is not None and self.last_eval >= target
-
     def close(self) -> None:
-        """Close the envs this trainer made."""
+        """Close the envs this trainer made, and its logger."""
         self.collector.close()
         if self.eval_env is not None:
             self.eval_env.close()
+        if self._logger is not None:
+            self._logger.close()

@@ -1,0 +1,74 @@
+"""The named parts a variant of the SAC family is made of, each a registry from the name a
+config uses to the part:
+
+* ``CRITIC_ARCHS`` (``agent.critic_arch``): ``build(obs_dim, act_dim, config) -> critics``, a
+  module with ``forward(obs, action, detach_params=False) -> [N, B]`` (or ``[N, B, M]`` for a
+  distributional head), ``q_values`` (scalar Q, ``[N, B]``), ``min_q``, ``num_critics`` and
+  ``num_quantiles`` (``QEnsemble``'s interface);
+* ``TARGET_RULES`` (``agent.target_rule``): ``make(config) -> targets.TargetRule``;
+* ``ACTOR_REDUCTIONS`` (``agent.actor_q``): ``reduce(critics, obs, action) -> Q [B]``;
+* ``POST_STEP_HOOKS`` (``agent.post_step_hooks``): ``make(config) -> hook(nets, group)``, run
+  under ``torch.no_grad`` after each optimizer step of ``group`` (``"critics"``, ``"policy"``).
+
+A new variant is a new part (its own module), one entry here, and a preset in ``conf/agent/``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from torch import nn
+
+from rl_repara.agent.losses import Reduction, mean_over_critics, min_over_critics
+from rl_repara.agent.targets import TargetRule, clipped_min, truncated_quantiles
+from rl_repara.nn.critics import QEnsemble
+from rl_repara.nn.residual_critics import ResidualQEnsemble
+
+if TYPE_CHECKING:
+    from rl_repara.agent.config import SACConfig
+
+__all__ = [
+    "CRITIC_ARCHS",
+    "TARGET_RULES",
+    "ACTOR_REDUCTIONS",
+    "POST_STEP_HOOKS",
+    "Hook",
+    "build_critics",
+    "target_rule",
+    "post_step_hooks",
+]
+
+# hook(nets, group): after the optimizer step of nets.<group>, under torch.no_grad
+Hook = Callable[[Any, str], None]
+
+CRITIC_ARCHS: dict[str, Callable[[int, int, "SACConfig"], nn.Module]] = {
+    "mlp": lambda obs_dim, act_dim, cfg: QEnsemble(obs_dim, act_dim, **cfg.critic_kwargs()),
+    "residual": lambda obs_dim, act_dim, cfg: ResidualQEnsemble(
+        obs_dim, act_dim, cfg.num_critics, **cfg.critic_arch_kwargs
+    ),
+}
+
+TARGET_RULES: dict[str, Callable[["SACConfig"], TargetRule]] = {
+    "min": lambda cfg: clipped_min(),
+    "truncated_quantiles": lambda cfg: truncated_quantiles(cfg.drop_quantiles),
+}
+
+ACTOR_REDUCTIONS: dict[str, Reduction] = {"min": min_over_critics, "mean": mean_over_critics}
+
+POST_STEP_HOOKS: dict[str, Callable[["SACConfig"], Hook]] = {}
+
+
+def build_critics(obs_dim: int, act_dim: int, config: SACConfig) -> nn.Module:
+    """The critic ensemble ``config.critic_arch`` names."""
+    return CRITIC_ARCHS[config.critic_arch](obs_dim, act_dim, config)
+
+
+def target_rule(config: SACConfig) -> TargetRule:
+    """The target rule ``config.target_rule`` names (``auto``: truncated quantiles for a quantile
+    head, else the clipped min)."""
+    return TARGET_RULES[config.resolved_target_rule()](config)
+
+
+def post_step_hooks(config: SACConfig) -> list[Hook]:
+    """The hooks ``config.post_step_hooks`` names, in order."""
+    return [POST_STEP_HOOKS[name](config) for name in config.post_step_hooks]
