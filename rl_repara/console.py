@@ -63,6 +63,15 @@ def note(message: str) -> None:
     sys.stderr.flush()
 
 
+def say(message: str) -> None:
+    """``[rl_repara] message`` on stdout: what a run chose (the tuned values it took, the update
+    it compiled or not), beside its progress and away from stderr, where errors are one line."""
+    from tqdm import tqdm
+
+    tqdm.write(f"[rl_repara] {message}", file=sys.stdout)
+    sys.stdout.flush()
+
+
 said: set[str] = set()  # what note_once has said in this process
 
 

@@ -1,13 +1,18 @@
-"""Shared test setup: every test starts from the same global RNG state; compiled code can be
-made to draw with it (``inductor_uses_torch_rng``).
+"""Shared test setup: every test starts from the same global RNG state and torch thread count;
+compiled code can be made to draw with that RNG (``inductor_uses_torch_rng``); what ``run_cli``
+changes in the process is undone (``cli_process``).
 
 Tests that draw random numbers with the global generators (``torch.randn`` inside
 ``rsample``, ``np.random``) are then reproducible one by one, whatever ran before them.
+Plain helper functions and constants are in ``support.py``, the test envs in ``helpers_envs.py``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -21,12 +26,39 @@ def _seed_global_rngs() -> None:
     torch.manual_seed(0)
 
 
+TORCH_THREADS = torch.get_num_threads()  # this process's count, before any test changed it
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
-    """``train(torch_threads=1)`` sets torch's global thread count; give it back after."""
-    n = torch.get_num_threads()
+    """``train(torch_threads=1)`` sets torch's process-wide thread count: every test starts and
+    ends with the count the process started with, also after a module-scoped fixture that
+    trained in-process (it runs before this fixture, so "the count before the test" would be
+    its count)."""
+    torch.set_num_threads(TORCH_THREADS)
     yield
-    torch.set_num_threads(n)
+    torch.set_num_threads(TORCH_THREADS)
+
+
+# what run_cli sets in os.environ (for its sweep workers, and NO_COLOR off a terminal)
+CLI_ENV = ("NO_COLOR", "_RL_REPARA_MAIN_PID", "_RL_REPARA_FULL_ERROR", "HYDRA_FULL_ERROR")
+
+
+@pytest.fixture
+def cli_process(monkeypatch):
+    """For a test that runs a command in this process (``run_cli``, ``train_main``): it starts
+    with ``CLI_ENV`` unset, and the process-wide state a command changes is given back after:
+    ``os.environ`` (or later tests' subprocesses inherit ``HYDRA_FULL_ERROR=1`` and print
+    tracebacks), the warning display, and the root logger's handlers and level (Hydra's)."""
+    environ = dict(os.environ)
+    handlers, level = logging.root.handlers[:], logging.root.level
+    for name in CLI_ENV:
+        os.environ.pop(name, None)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    yield
+    os.environ.clear()
+    os.environ.update(environ)
+    logging.root.handlers[:], logging.root.level = handlers, level
 
 
 @pytest.fixture

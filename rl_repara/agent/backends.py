@@ -93,6 +93,9 @@ def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor]) -> None:
     value); eager, torch allows that on accelerators only, and the result is the same."""
     (group,) = optimizer.param_groups
     params = group["params"]
+    lr = group["lr"]
+    if isinstance(lr, torch.Tensor) and not torch.compiler.is_compiling():
+        lr = lr.item()  # a scheduled lr: eager foreach Adam takes a float
     state = [optimizer.state[p] for p in params]
     beta1, beta2 = group["betas"]
     adam(
@@ -108,7 +111,7 @@ def adam_step(optimizer: torch.optim.Adam, grads: list[torch.Tensor]) -> None:
         has_complex=False,
         beta1=beta1,
         beta2=beta2,
-        lr=group["lr"],
+        lr=lr,
         weight_decay=0.0,
         eps=group["eps"],
         maximize=False,

@@ -24,6 +24,11 @@ class SACConfig:
     gamma: float = 0.99  # discount γ
     tau: float = 0.005  # Polyak rate: θ' ← (1 − τ)θ' + τθ
     lr: float = 3e-4  # Adam learning rate of actor, critics and α
+    # the lr over the run: constant | linear | cosine, from lr to lr_end over lr_decay_updates
+    # updates (0: the run's updates, set by train())
+    lr_schedule: str = "constant"
+    lr_end: float = 3e-5
+    lr_decay_updates: int = 0
     adam_beta1: float = 0.9  # Adam's β1 of actor and critics (CrossQ: 0.5); log α's is always 0.9
     batch_size: int = 256
     buffer_size: int = 1_000_000
@@ -41,17 +46,32 @@ class SACConfig:
     brn_momentum: float = 0.01  # Batch Renorm: running-statistics rate
     brn_warmup_steps: int = 100_000  # Batch Renorm: train steps as plain batch norm first
     target_network: bool = True  # false: CrossQ's joint (s, a), (s', a') pass, no target
+    # the critics (and a target network) run on the joint [(s, a); (s', a')] batch; None: without
+    # a target network (CrossQ). XQC: with one.
+    joint_pass: Optional[bool] = None
     critic_subset: Optional[int] = None  # REDQ: the target's min over this many random critics
     actor_q: str = "min"  # min | mean over the critics (and quantiles) in the actor loss
     num_quantiles: int = 1  # > 1: TQC's distributional critics with this many quantiles
     drop_quantiles: int = 0  # TQC: per critic, dropped from the top of the pooled target
-    target_rule: str = "auto"  # parts.TARGET_RULES: min | truncated_quantiles; auto: by the head
+    num_bins: int = 1  # > 1: a categorical critic head over this many bins (agent/categorical.py)
+    v_min: float = -10.0  # the categorical support: linspace(v_min, v_max, num_bins)
+    v_max: float = 10.0
+    hl_gauss_sigma: float = 0.75  # target_rule=hl_gauss: the Gaussian's σ, in bins
+    # parts.TARGET_RULES: min | truncated_quantiles | c51 | hl_gauss; auto: by the head
+    target_rule: str = "auto"
     post_step_hooks: List[str] = field(default_factory=list)  # parts.POST_STEP_HOOKS, after each step
     policy_delay: int = 1  # actor and α step once every `policy_delay` critic steps
     target_update_every: int = 1  # Polyak update once every this many critic steps
+    # divide sampled rewards by the scale of the discounted return (agent/reward_scaling.py):
+    # none | return_std (XQC) | return_std_max (SimbaV2, FlashSAC: also >= max|G| / reward_g_max)
+    reward_scaling: str = "none"
+    reward_g_max: float = 5.0
     autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
     init_alpha: float = 1.0  # α at the start (fixed α when autotune_alpha is false)
-    target_entropy: Optional[float] = None  # nats, unit-box density; None: −act_dim
+    target_entropy: Optional[float] = None  # nats, unit-box density; None: the rule below
+    target_entropy_per_dim: float = -1.0  # the rule: this many nats per action dim (SAC: -1)
+    # or the entropy per dim of N(0, σ²): 0.5·log(2πe·σ²) (FlashSAC: σ = 0.15); None: per_dim
+    target_entropy_sigma: Optional[float] = None
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     noise_beta: float = 0.0  # exploration noise color while collecting: 0 white, 1 pink
@@ -83,6 +103,9 @@ class SACConfig:
             "dropout": self.critic_dropout,
             "input_norm": self.critic_norm == "batchrenorm",
             "num_quantiles": self.num_quantiles,
+            "num_bins": self.num_bins,
+            "v_min": self.v_min,
+            "v_max": self.v_max,
             **self._brn_kwargs(self.critic_norm),
         }
 
@@ -98,11 +121,18 @@ class SACConfig:
         return None if value == "auto" else value in ("true", "1", "yes", "on")
 
     def resolved_target_rule(self) -> str:
-        """``target_rule``, with ``auto`` resolved: ``truncated_quantiles`` for a quantile head
-        (``num_quantiles > 1``), else ``min``."""
+        """``target_rule``, with ``auto`` resolved by the head: ``truncated_quantiles`` for a
+        quantile head (``num_quantiles > 1``), ``hl_gauss`` for a categorical one (``num_bins >
+        1``), else ``min``."""
         if self.target_rule != "auto":
             return self.target_rule
-        return "truncated_quantiles" if self.num_quantiles > 1 else "min"
+        return {"quantiles": "truncated_quantiles", "categorical": "hl_gauss"}.get(self.head(), "min")
+
+    def head(self) -> str:
+        """The critics' head: ``scalar``, ``quantiles`` or ``categorical``."""
+        if self.num_quantiles > 1:
+            return "quantiles"
+        return "categorical" if self.num_bins > 1 else "scalar"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad value (or combination of values)."""
@@ -147,7 +177,9 @@ class SACConfig:
             return name in registry, f"{key}={name!r} is not one of {', '.join(sorted(registry))}"
 
         rule = self.resolved_target_rule()
-        quantile_rule = rule == "truncated_quantiles"
+        needs = {"truncated_quantiles": "quantiles", "c51": "categorical", "hl_gauss": "categorical"}.get(
+            rule, "scalar"
+        )
         return [
             known(self.critic_arch, parts.CRITIC_ARCHS, "critic_arch"),
             known(rule, parts.TARGET_RULES, "target_rule"),
@@ -157,13 +189,30 @@ class SACConfig:
                 f"compile must be true, false or auto; got {self.compile!r}",
             ),
             (
-                quantile_rule == (self.num_quantiles > 1),
-                f"target_rule={rule} needs "
-                + (
-                    "num_quantiles > 1 (a quantile head)"
-                    if quantile_rule
-                    else "num_quantiles=1 (a scalar head)"
-                ),
+                needs == self.head(),
+                f"target_rule={rule} needs a {needs} head (scalar: num_quantiles=1 and num_bins=1; "
+                f"quantiles: num_quantiles > 1; categorical: num_bins > 1); this config has a "
+                f"{self.head()} one",
+            ),
+            (
+                self.num_quantiles == 1 or self.num_bins == 1,
+                "num_quantiles and num_bins cannot both be > 1 (quantile or categorical head)",
+            ),
+            (self.num_bins == 1 or self.v_min < self.v_max, "v_min must be < v_max"),
+            (self.hl_gauss_sigma > 0, "hl_gauss_sigma must be > 0"),
+            (
+                self.reward_scaling in ("none", "return_std", "return_std_max"),
+                "reward_scaling must be none, return_std or return_std_max",
+            ),
+            (self.reward_g_max > 0, "reward_g_max must be > 0"),
+            (
+                self.lr_schedule in ("constant", "linear", "cosine"),
+                "lr_schedule must be constant, linear or cosine",
+            ),
+            (self.lr_end > 0 and self.lr_decay_updates >= 0, "lr_end must be > 0 and lr_decay_updates >= 0"),
+            (
+                self.target_entropy_sigma is None or self.target_entropy_sigma > 0,
+                "target_entropy_sigma must be > 0 (or null)",
             ),
             (
                 self.critic_arch == "mlp" or (self.critic_norm == "none" and self.critic_dropout == 0),

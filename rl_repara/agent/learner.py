@@ -17,8 +17,9 @@ from torch import nn
 from rl_repara.agent import parts
 from rl_repara.agent.backends import Autograd, compile_update, ensure_adam_state
 from rl_repara.agent.config import SACConfig
-from rl_repara.agent.losses import Info, actor_loss, critic_loss, default_target_entropy, polyak_update
+from rl_repara.agent.losses import Info, actor_loss, critic_loss, polyak_update, target_entropy
 from rl_repara.agent.requirements import check_requirements
+from rl_repara.agent.reward_scaling import RewardScaler
 from rl_repara.agent.update import Actions, actor_step_modes, update
 from rl_repara.data.buffer import Batch
 from rl_repara.nn.critics import Critics
@@ -119,20 +120,26 @@ class SAC:
         self.actor_step_modes = actor_step_modes(policy, critics) if modal else []
         if modal:
             self.policy.eval()
-        if target_critics is not None:  # a Batch Renorm target normalizes with the statistics
-            for module in target_critics.modules():  # it copies (dropout stays on)
+        self.joint_pass = cfg.joint_pass if cfg.joint_pass is not None else target_critics is None
+        # a Batch Renorm target normalizes with the statistics it copies (dropout stays on); in a
+        # joint pass (XQC) it normalizes with those of the joint batch, as the critics do
+        if target_critics is not None and not self.joint_pass:
+            for module in target_critics.modules():
                 if isinstance(module, BatchRenorm):
                     module.eval()
         self.generator = torch.Generator(device=self.device)  # REDQ's subsets
         self.generator.manual_seed(seed)
-        self.target_entropy = (
-            default_target_entropy(policy.act_dim)
-            if cfg.target_entropy is None
-            else float(cfg.target_entropy)
+        self.target_entropy = target_entropy(cfg, policy.act_dim)
+        self.reward_scaler = (
+            None
+            if cfg.reward_scaling == "none"
+            else RewardScaler(cfg.reward_scaling, cfg.gamma, g_max=cfg.reward_g_max).to(self.device)
         )
         self.target_rule = parts.target_rule(cfg)
         self.actor_reduction = parts.ACTOR_REDUCTIONS[cfg.actor_q]
-        self.post_step_hooks = parts.post_step_hooks(cfg)
+        self.post_step_hooks = parts.post_step_hooks(cfg, self.nets)  # made: weights projected once
+        if target_critics is not None and self.post_step_hooks:
+            target_critics.load_state_dict(critics.state_dict())  # the target starts from them
         self.actor_optimizer = _adam(policy.parameters(), cfg.lr, cfg.adam_beta1)
         self.critic_optimizer = _adam(critics.parameters(), cfg.lr, cfg.adam_beta1)
         self.alpha_optimizer = _adam([log_alpha], cfg.lr, ALPHA_ADAM_BETAS[0])
@@ -142,6 +149,9 @@ class SAC:
         self._buffer_pairs = (
             [] if target_critics is None else list(zip(target_critics.buffers(), critics.buffers()))
         )
+        if cfg.lr_schedule != "constant":  # a tensor, which the compiled Adam reads without recompiling
+            for optimizer in self.optimizers.values():
+                optimizer.param_groups[0]["lr"] = torch.tensor(cfg.lr, device=self.device)
         self.num_updates = 0
         self._last_actor_info: Info = {}
         self.critic_loss_fn, self.actor_loss_fn = critic_loss, actor_loss
@@ -234,7 +244,11 @@ class SAC:
         target_step = self.num_updates % cfg.target_update_every == 0
         if cfg.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
+        if cfg.lr_schedule != "constant":
+            self._schedule_lr()
         subset = self.draw_subset()
+        if self.reward_scaler is not None:
+            batch = batch._replace(reward=batch.reward / self.reward_scaler.scale())
         if self._compiled is not None:
             info, actions = self._compiled(batch, subset, actor_step, target_step, act_on)
         else:
@@ -246,6 +260,33 @@ class SAC:
         info = {**self._last_actor_info, **info}
         info["alpha"] = self.alpha
         return info, actions
+
+    def _schedule_lr(self) -> None:
+        """Every optimizer's lr for this update: with ``f = min(updates before / T, 1)``,
+        ``lr + (lr_end − lr)·f`` (linear) or ``lr_end + (lr − lr_end)·(1 + cos πf)/2`` (cosine);
+        T is ``lr_decay_updates`` (all three optimizers follow the update count)."""
+        cfg = self.config
+        f = min((self.num_updates - 1) / max(cfg.lr_decay_updates, 1), 1.0)
+        if cfg.lr_schedule == "linear":
+            lr = cfg.lr + (cfg.lr_end - cfg.lr) * f
+        else:
+            lr = cfg.lr_end + (cfg.lr - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * f))
+        for optimizer in self.optimizers.values():
+            group = optimizer.param_groups[0]
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:  # a float loaded from a checkpoint
+                group["lr"] = torch.tensor(lr, device=self.device)
+
+    def observe_rewards(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        """Every env step's rewards ``[E]`` and ends (terminated or truncated) ``[E]``, for the
+        reward scaling (``reward_scaling.py``); nothing without it. The per-env returns are
+        sized at the first call."""
+        if self.reward_scaler is None:
+            return
+        if self.reward_scaler.returns.shape != reward.shape:
+            self.reward_scaler.returns = torch.zeros(reward.shape, dtype=torch.float64, device=self.device)
+        self.reward_scaler.observe(reward.to(self.device), done.to(self.device))
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One SAC update (critic, delayed actor and α, target). Returns metrics as floats."""
@@ -264,6 +305,7 @@ class SAC:
             **{name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
             "num_updates": self.num_updates,
             "last_actor_info": {k: v.detach().clone() for k, v in self._last_actor_info.items()},
+            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -291,6 +333,10 @@ class SAC:
             if self._compiled is not None:  # a checkpoint saved before the first update
                 ensure_adam_state(optimizer)
         self.num_updates = state["num_updates"]
+        if self.reward_scaler is not None:
+            saved = state["reward_scaler"]
+            self.reward_scaler.returns = torch.zeros_like(saved["returns"], device=self.device)
+            self.reward_scaler.load_state_dict(saved)
         self._last_actor_info = {k: v.to(self.device) for k, v in state["last_actor_info"].items()}
 
     def parameters_finite(self) -> bool:

@@ -4,10 +4,12 @@ reductions over the critics, and the Polyak update. Actions and log-densities ar
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence
 
 import torch
 
+from rl_repara.agent.config import SACConfig
 from rl_repara.agent.targets import TargetRule, clipped_min
 from rl_repara.data.buffer import Batch
 from rl_repara.nn.critics import Critics
@@ -23,6 +25,7 @@ __all__ = [
     "alpha_loss",
     "polyak_update",
     "default_target_entropy",
+    "target_entropy",
 ]
 
 Info = dict[str, torch.Tensor]
@@ -40,6 +43,7 @@ def critic_loss(
     gamma: float,
     rule: TargetRule = CLIPPED_MIN,
     subset: Optional[torch.Tensor] = None,
+    joint: Optional[bool] = None,
 ) -> tuple[torch.Tensor, Info]:
     """Soft Bellman error of the critic ensemble: ``loss = rule.loss(Q(s, a), y)`` with ``y =
     rule.target(Q'(s', a'), log π(a'|s'), α, r, d, subset)`` (``targets.py``), ``a' ~ π(·|s')``,
@@ -47,7 +51,9 @@ def critic_loss(
     terminated)``), actions and log-densities in the unit box. ``Q'`` comes from the target
     critics, or with ``target_critics=None`` (CrossQ) from the critics themselves in one joint
     pass over ``[(s, a); (s', a')]``, so batch statistics cover both halves (the second half is
-    detached).
+    detached). ``joint=True`` with target critics (XQC) runs both the critics and the target
+    critics on the joint batch, ``Q`` from the critics' first half and ``Q'`` from the target's
+    second; ``joint=None`` means a joint pass exactly when there are no target critics.
 
     With n-step returns (k > 1) ``r`` is the discounted reward sum of the k steps and the
     entropy bonus enters at the bootstrap step only: the ``−α·log π`` of the k − 1 actions in
@@ -59,11 +65,17 @@ def critic_loss(
     obs, next_obs = policy.normalize(batch.obs), policy.normalize(batch.next_obs)
     with torch.no_grad():
         next_action, next_log_prob = policy.sample_unit(batch.next_obs)
-    if target_critics is None:
-        joint = critics(torch.cat([obs, next_obs]), torch.cat([batch.action, next_action]))
-        q, next_q = joint.split(obs.shape[0], dim=1)
+    if joint is None:
+        joint = target_critics is None
+    if joint:
+        both_obs, both_actions = torch.cat([obs, next_obs]), torch.cat([batch.action, next_action])
+        q, next_q = critics(both_obs, both_actions).split(obs.shape[0], dim=1)
         next_q = next_q.detach()
+        if target_critics is not None:
+            with torch.no_grad():
+                next_q = target_critics(both_obs, both_actions).split(obs.shape[0], dim=1)[1]
     else:
+        assert target_critics is not None, "a critic loss without a joint pass needs target critics"
         q = critics(obs, batch.action)
         with torch.no_grad():
             next_q = target_critics(next_obs, next_action)
@@ -82,9 +94,7 @@ def _discount(batch: Batch, gamma: float) -> torch.Tensor:
 def min_over_critics(critics: Critics, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """``min_k Q_k(s, a)`` with detached critic weights (SAC, CrossQ, DroQ). A plain scalar
     ensemble's ``min_q`` back-propagates each row through the one critic that attains the min."""
-    if critics.num_quantiles == 1:
-        return critics.min_q(obs, action)
-    return critics.q_values(obs, action, detach_params=True).min(dim=0).values
+    return critics.min_q(obs, action)
 
 
 def mean_over_critics(critics: Critics, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -123,6 +133,20 @@ def alpha_loss(
     drops below ``H_target`` and shrinks when it is above. ``log_prob`` comes detached."""
     loss = -(log_alpha * (log_prob + target_entropy)).mean()
     return loss, {"alpha_loss": loss.detach()}
+
+
+def target_entropy(config: SACConfig, act_dim: int) -> float:
+    """The entropy the α step holds, in nats of the unit-box density: ``config.target_entropy``
+    when set; else per action dim ``0.5·log(2πe·σ²)`` (the entropy of ``N(0, σ²)``; FlashSAC,
+    σ = ``target_entropy_sigma``) or ``target_entropy_per_dim`` (SAC's −1, SimbaV2's and XQC's
+    −0.5), times ``act_dim``."""
+    if config.target_entropy is not None:
+        return float(config.target_entropy)
+    sigma = config.target_entropy_sigma
+    per_dim = (
+        config.target_entropy_per_dim if sigma is None else 0.5 * math.log(2 * math.pi * math.e * sigma**2)
+    )
+    return per_dim * act_dim
 
 
 def default_target_entropy(act_dim: int) -> float:

@@ -7,7 +7,7 @@ config uses to the part:
   ``num_quantiles`` (``QEnsemble``'s interface);
 * ``TARGET_RULES`` (``agent.target_rule``): ``make(config) -> targets.TargetRule``;
 * ``ACTOR_REDUCTIONS`` (``agent.actor_q``): ``reduce(critics, obs, action) -> Q [B]``;
-* ``POST_STEP_HOOKS`` (``agent.post_step_hooks``): ``make(config) -> hook(nets, group)``, run
+* ``POST_STEP_HOOKS`` (``agent.post_step_hooks``): ``make(config, nets) -> hook(nets, group)``, run
   under ``torch.no_grad`` after each optimizer step of ``group`` (``"critics"``, ``"policy"``).
 
 A new variant is a new part (its own module), one entry here, and a preset in ``conf/agent/``.
@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from torch import nn
 
+from rl_repara.agent.categorical import c51_rule, hl_gauss_rule
+from rl_repara.agent.hooks import unit_norm_weights
 from rl_repara.agent.losses import Reduction, mean_over_critics, min_over_critics
 from rl_repara.agent.targets import TargetRule, clipped_min, truncated_quantiles
+from rl_repara.nn.bn_critics import BNQEnsemble
 from rl_repara.nn.critics import QEnsemble
 from rl_repara.nn.residual_critics import ResidualQEnsemble
 
@@ -43,6 +46,16 @@ Hook = Callable[[Any, str], None]
 
 CRITIC_ARCHS: dict[str, Callable[[int, int, "SACConfig"], nn.Module]] = {
     "mlp": lambda obs_dim, act_dim, cfg: QEnsemble(obs_dim, act_dim, **cfg.critic_kwargs()),
+    "batchnorm": lambda obs_dim, act_dim, cfg: BNQEnsemble(
+        obs_dim,
+        act_dim,
+        cfg.num_critics,
+        num_bins=cfg.num_bins,
+        v_min=cfg.v_min,
+        v_max=cfg.v_max,
+        momentum=cfg.brn_momentum,
+        **cfg.critic_arch_kwargs,
+    ),
     "residual": lambda obs_dim, act_dim, cfg: ResidualQEnsemble(
         obs_dim, act_dim, cfg.num_critics, **cfg.critic_arch_kwargs
     ),
@@ -51,11 +64,15 @@ CRITIC_ARCHS: dict[str, Callable[[int, int, "SACConfig"], nn.Module]] = {
 TARGET_RULES: dict[str, Callable[["SACConfig"], TargetRule]] = {
     "min": lambda cfg: clipped_min(),
     "truncated_quantiles": lambda cfg: truncated_quantiles(cfg.drop_quantiles),
+    "c51": lambda cfg: c51_rule(cfg.v_min, cfg.v_max, cfg.num_bins),
+    "hl_gauss": lambda cfg: hl_gauss_rule(cfg.v_min, cfg.v_max, cfg.num_bins, cfg.hl_gauss_sigma),
 }
 
 ACTOR_REDUCTIONS: dict[str, Reduction] = {"min": min_over_critics, "mean": mean_over_critics}
 
-POST_STEP_HOOKS: dict[str, Callable[["SACConfig"], Hook]] = {}
+POST_STEP_HOOKS: dict[str, Callable[["SACConfig", nn.Module], Hook]] = {
+    "unit_norm_weights": unit_norm_weights
+}
 
 
 def build_critics(obs_dim: int, act_dim: int, config: SACConfig) -> nn.Module:
@@ -69,6 +86,6 @@ def target_rule(config: SACConfig) -> TargetRule:
     return TARGET_RULES[config.resolved_target_rule()](config)
 
 
-def post_step_hooks(config: SACConfig) -> list[Hook]:
-    """The hooks ``config.post_step_hooks`` names, in order."""
-    return [POST_STEP_HOOKS[name](config) for name in config.post_step_hooks]
+def post_step_hooks(config: SACConfig, nets: nn.Module) -> list[Hook]:
+    """The hooks ``config.post_step_hooks`` names, in order, made for ``nets``."""
+    return [POST_STEP_HOOKS[name](config, nets) for name in config.post_step_hooks]

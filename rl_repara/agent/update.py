@@ -63,7 +63,15 @@ def update(
 
         def critics_loss(n: Networks) -> tuple[torch.Tensor, Info]:
             return sac.critic_loss_fn(
-                n.policy, n.critics, n.target_critics, alpha, batch, cfg.gamma, sac.target_rule, subset
+                n.policy,
+                n.critics,
+                n.target_critics,
+                alpha,
+                batch,
+                cfg.gamma,
+                sac.target_rule,
+                subset,
+                sac.joint_pass,
             )
 
         with sac.autocast():

@@ -48,7 +48,9 @@ class QEnsemble(nn.Module):
     biases ``layer.bias[k, 0]`` and norm params/statistics ``[k, 0]`` would.
 
     ``forward(obs [*batch, obs_dim], action [*batch, act_dim]) → q [N, *batch]``, or
-    ``[N, *batch, num_quantiles]`` when ``num_quantiles > 1`` (TQC).
+    ``[N, *batch, num_quantiles]`` when ``num_quantiles > 1`` (TQC), or the logits ``[N, *batch,
+    num_bins]`` of a categorical head when ``num_bins > 1``, whose Q is the mean over the
+    support ``linspace(v_min, v_max, num_bins)`` (``q_values``; ``agent/categorical.py``).
     """
 
     def __init__(
@@ -62,26 +64,37 @@ class QEnsemble(nn.Module):
         dropout: float = 0.0,
         input_norm: bool = False,
         num_quantiles: int = 1,
+        num_bins: int = 1,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
         **norm_kwargs: Any,
     ) -> None:
         super().__init__()
         if num_critics < 1:
             raise ValueError(f"QEnsemble needs num_critics >= 1; got {num_critics}.")
-        if num_quantiles < 1:
-            raise ValueError(f"QEnsemble needs num_quantiles >= 1; got {num_quantiles}.")
+        if num_quantiles < 1 or num_bins < 1 or (num_quantiles > 1 and num_bins > 1):
+            raise ValueError(
+                f"QEnsemble takes num_quantiles >= 1 or num_bins >= 1, not both > 1; got "
+                f"{num_quantiles} and {num_bins}."
+            )
+        if num_bins > 1 and not v_min < v_max:
+            raise ValueError(f"a categorical head needs v_min < v_max; got {v_min} and {v_max}.")
         check_norm(norm, norm_kwargs)
         if input_norm and norm == "none":
             raise ValueError("input_norm=True needs a norm ('layer' or 'batchrenorm').")
         self.obs_dim, self.act_dim, self.num_critics = obs_dim, act_dim, num_critics
         self.norm, self.dropout, self.num_quantiles = norm, dropout, num_quantiles
-        sizes = [obs_dim + act_dim, *hidden_sizes, num_quantiles]
+        self.num_bins, self.num_outputs = num_bins, max(num_quantiles, num_bins)
+        self.support: Optional[torch.Tensor]
+        self.register_buffer("support", torch.linspace(v_min, v_max, num_bins) if num_bins > 1 else None)
+        sizes = [obs_dim + act_dim, *hidden_sizes, self.num_outputs]
         self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
         self.norms = nn.ModuleList(
             m for h in hidden_sizes if (m := make_norm(norm, h, num_critics, **norm_kwargs)) is not None
         )
         self.in_norm = make_norm(norm, sizes[0], num_critics, **norm_kwargs) if input_norm else None
         # Plain ReLU MLPs with a scalar head: the only case ``_MinQ``'s backward is written for.
-        self.is_plain = norm == "none" and dropout == 0 and num_quantiles == 1
+        self.is_plain = norm == "none" and dropout == 0 and self.num_outputs == 1
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         """Q-values ``[N, *batch]`` (``[N, *batch, num_quantiles]`` for a quantile head) for
@@ -110,7 +123,7 @@ class QEnsemble(nn.Module):
                 x = torch.relu_(x)  # in place: no backward needs the pre-activation
                 if self.norm == "batchrenorm":
                     x = self.norms[i](x, detach_params)
-        shape = (x.shape[0], *batch) if self.num_quantiles == 1 else (x.shape[0], *batch, self.num_quantiles)
+        shape = (x.shape[0], *batch) if self.num_outputs == 1 else (x.shape[0], *batch, self.num_outputs)
         return x.reshape(shape).to(torch.promote_types(x.dtype, torch.float32))
 
     def _flatten(
@@ -134,28 +147,27 @@ class QEnsemble(nn.Module):
         return obs, action, batch
 
     def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Scalar Q ``[N, *batch]``: the head's output, or the mean of its quantiles."""
+        """Scalar Q ``[N, *batch]``: the head's output, the mean of its quantiles, or the mean of
+        its categorical distribution ``Σ_k softmax(logits)_k · z_k``."""
         q = self(obs, action, detach_params)
+        if self.support is not None:
+            return torch.softmax(q.float(), dim=-1) @ self.support
         return q.mean(dim=-1) if self.num_quantiles > 1 else q
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """``min_k Q_k(s, a)`` ``[*batch]`` with detached params: gradients flow to ``action`` only.
 
         The value and the gradient are those of ``self(obs, action, detach_params=True)
-        .min(dim=0).values``. A quantile head (``num_quantiles > 1``) has no scalar Q to take the
-        min of: it raises (reduce the quantiles of ``self(obs, action, detach_params=True)``).
-        For a plain ensemble (``is_plain``) on CPU in fp32 the backward is cheaper: ``∂ min_k Q_k
+        .min(dim=0).values`` (for a quantile or categorical head: of ``q_values``). For a plain
+        ensemble (``is_plain``) on CPU in fp32 the backward is cheaper: ``∂ min_k Q_k
         / ∂a`` is ``∂Q_{k*}/∂a`` with ``k*`` the member that attains the min (the same member
         autograd's ``min`` picks), so each member back-propagates only the rows it wins, which
         halves the backward matmuls of two critics. Elsewhere (norm layers or dropout; CUDA,
         where the row split would sync the host; bf16 autocast; ``torch.compile``; ``obs`` that
         needs a gradient) it is the plain expression above.
         """
-        if self.num_quantiles != 1:
-            raise ValueError(
-                f"min_q needs a scalar head; this QEnsemble has num_quantiles={self.num_quantiles}: "
-                "reduce the quantiles of self(obs, action, detach_params=True) instead."
-            )
+        if self.num_outputs != 1:
+            return self.q_values(obs, action, detach_params=True).min(dim=0).values
         plain = (
             not self.is_plain
             or action.device.type != "cpu"
@@ -169,7 +181,9 @@ class QEnsemble(nn.Module):
             return self(obs, action, detach_params=True).min(dim=0).values
         obs, action, batch = self._flatten(obs, action)
         layers = [cast(EnsembleLinear, layer) for layer in self.layers]
-        weights = [t for layer in layers for t in (layer.weight.detach(), layer.bias.detach())]
+        weights = [
+            t for layer in layers for t in (layer.weight.detach(), cast(torch.Tensor, layer.bias).detach())
+        ]
         q = _MinQ.apply(self.obs_dim, obs, action, *weights)[0]
         return q if len(batch) == 1 else q.reshape(batch)
 

@@ -62,30 +62,39 @@ def mlp(
 class EnsembleLinear(nn.Module):
     """N independent linear layers applied in one batched matmul.
 
-    ``weight`` is ``[N, in, out]`` and ``bias`` is ``[N, 1, out]``; ``forward(x)`` maps
-    ``x [N, B, in]`` (or a shared ``x [B, in]``) to ``y [N, B, out]``, with
-    ``y[k] = x[k] @ weight[k] + bias[k]``. Each member is initialised like ``nn.Linear``:
-    ``U(−1/√in, 1/√in)`` for weight and bias.
+    ``weight`` is ``[N, in, out]`` and ``bias`` is ``[N, 1, out]`` (``None`` with ``bias=False``,
+    for a layer a batch norm follows, which would cancel it); ``forward(x)`` maps ``x [N, B, in]``
+    (or a shared ``x [B, in]``) to ``y [N, B, out]``, with ``y[k] = x[k] @ weight[k] + bias[k]``.
+    Each member is initialised like ``nn.Linear``: ``U(−1/√in, 1/√in)`` for weight and bias.
     """
 
-    def __init__(self, num_members: int, in_dim: int, out_dim: int) -> None:
+    bias: nn.Parameter | None
+
+    def __init__(self, num_members: int, in_dim: int, out_dim: int, bias: bool = True) -> None:
         super().__init__()
         self.num_members, self.in_dim, self.out_dim = num_members, in_dim, out_dim
         self.weight = nn.Parameter(torch.empty(num_members, in_dim, out_dim))
-        self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim))
+        self.bias = nn.Parameter(torch.empty(num_members, 1, out_dim)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.in_dim)
         nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        w, b = (self.weight.detach(), self.bias.detach()) if detach_params else (self.weight, self.bias)
+        w: torch.Tensor = self.weight
+        b: torch.Tensor | None = self.bias
+        if detach_params:
+            w, b = w.detach(), None if b is None else b.detach()
+        if b is None:
+            return ensemble_linear(x, w, torch.zeros((), dtype=w.dtype, device=w.device))
         return ensemble_linear(x, w, b)
 
     def extra_repr(self) -> str:
-        return f"num_members={self.num_members}, in_dim={self.in_dim}, out_dim={self.out_dim}"
+        shape = f"num_members={self.num_members}, in_dim={self.in_dim}, out_dim={self.out_dim}"
+        return f"{shape}, bias={self.bias is not None}"
 
 
 def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -99,4 +108,6 @@ def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
         return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
     if x.dim() == 2:
         x = x.expand(weight.shape[0], *x.shape)
+    if bias.dim() == 0:  # no bias
+        return torch.bmm(x, weight)
     return torch.baddbmm(bias, x, weight)

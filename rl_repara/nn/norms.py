@@ -58,13 +58,17 @@ class BatchRenorm(nn.Module):
         r_max: float = 3.0,
         d_max: float = 5.0,
         warmup_steps: int = 100_000,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
         self.r_max, self.d_max, self.warmup_steps = r_max, d_max, warmup_steps
         shape = self._stat_shape()
         self.weight = nn.Parameter(torch.ones(shape))
-        self.bias = nn.Parameter(torch.zeros(shape))
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(shape))
+        else:  # a zero shift, not learned (a batch norm after the next linear layer cancels it)
+            self.register_buffer("bias", torch.zeros(shape))
         self.register_buffer("running_mean", torch.zeros(shape))
         self.register_buffer("running_var", torch.ones(shape))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))

@@ -18,7 +18,6 @@ import torch
 
 from rl_repara.agent.compile_choice import choose_compile
 from rl_repara.agent.requirements import check_requirements
-from rl_repara.console import note
 from rl_repara.device import resolve_device
 from rl_repara.training.config import TrainConfig
 from rl_repara.training.resume import RESUMABLE_KEYS, ResumePoint, get_key, resume_point
@@ -37,6 +36,7 @@ class Prepared:
     run_dir: Path
     resumed_from: Optional[Path] = None
     state: Optional[dict[str, Any]] = None
+    compile_note: str = ""  # what agent.compile=auto chose, said once the run is built
 
     def take_state(self) -> Optional[dict[str, Any]]:
         """The saved training state, handed over once: after this call ``Prepared`` no longer
@@ -66,21 +66,23 @@ def prepare(run: TrainConfig | ResumePoint) -> Prepared:
     check_requirements(config.agent, device)
     run_dir = Path(config.run_dir) if config.run_dir else _default_run_dir(config)
     if point is None:
-        _settle_compile(config, device)
-        return Prepared(config, device, run_dir)
+        return Prepared(config, device, run_dir, compile_note=_settle_compile(config, device))
     return Prepared(config, device, run_dir, point.file, point.state)
 
 
-def _settle_compile(config: TrainConfig, device: torch.device) -> None:
-    """A fresh run's ``agent.compile=auto`` becomes true or false here, saying which, and is
-    saved so in the run's config: a resume keeps the update it started with (compiled and
-    eager updates differ in the last bits, so a switch would break a bit-exact resume)."""
+def _settle_compile(config: TrainConfig, device: torch.device) -> str:
+    """A fresh run's ``agent.compile=auto`` becomes true or false here, and is saved so in the
+    run's config: a resume keeps the update it started with (compiled and eager updates differ
+    in the last bits, so a switch would break a bit-exact resume). Returns the line saying which
+    (the run prints it once its parts are built, so that a user error stays one line alone).
+    A scheduled lr with ``lr_decay_updates=0`` decays over the run's updates."""
     agent = config.agent
     updates = max(0, config.total_steps - agent.learning_starts) * agent.utd
     choice, why = choose_compile(agent, device, updates)
-    if why:
-        note(why)
     agent.compile = choice
+    if agent.lr_schedule != "constant" and agent.lr_decay_updates == 0:
+        agent.lr_decay_updates = max(updates, 1)  # decay over the whole run
+    return why
 
 
 def _default_run_dir(cfg: TrainConfig) -> Path:

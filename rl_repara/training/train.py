@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from rl_repara.console import say
 from rl_repara.rng import seed_everything
 from rl_repara.training.checkpoint import (
     RunDirLock,
@@ -57,6 +58,8 @@ def run(prepared: Prepared) -> TrainResult:
             set_aside_unreadable_last(resumed_from)  # keep the good last.prev.pt it came from
         seed_everything(config.seed)  # before any network is built
         trainer = Trainer(config, run_dir, prepared.device)
+        if prepared.compile_note:
+            say(prepared.compile_note)
         try:
             state = prepared.take_state()
             if state is not None:
