@@ -349,6 +349,33 @@ def preset_cost() -> str:
     return md(head, rows, "lrrrrr")
 
 
+@table("one_update_before_after")
+def one_update_before_after() -> str:
+    """Performance guide: CPU ms of updates per env step before (725db47: two update bodies, the
+    loss-only compile for CrossQ) and after (the update written once; CrossQ's whole update
+    compiled), the median of alternating rounds (``perf_one_update/alternating.txt``)."""
+    runs: dict[tuple[str, bool], dict[str, list[float]]] = {}
+    key = ("", False)
+    for line in (RESULTS / "perf_one_update" / "alternating.txt").read_text().splitlines():
+        head = re.match(r"## round \d+ (before|after)( --compile)?", line)
+        if head:
+            key = (head.group(1), bool(head.group(2)))
+            continue
+        row = re.match(r"(\w+)\s+utd\s+\d+:\s+[\d.]+ ms wall,\s+([\d.]+) ms CPU", line)
+        if row:
+            runs.setdefault(key, {}).setdefault(row.group(1), []).append(float(row.group(2)))
+    rows = []
+    for preset in ("sac", "crossq"):
+        for compiled, mode in ((False, "eager"), (True, "`agent.compile=true`")):
+            before = statistics.median(runs["before", compiled][preset])
+            after = statistics.median(runs["after", compiled][preset])
+            n = len(runs["after", compiled][preset])
+            ratio = f"{num(after / before, 2)}×"
+            rows.append([PRESETS[preset], mode, num(before, 1), num(after, 1), ratio, str(n)])
+    head = ["preset", "update", "before (725db47)", "after", "after / before", "rounds"]
+    return md(head, rows, "llrrrr")
+
+
 @dataclass
 class Tour:
     """A Quick tour command and what its cost estimate is made of.

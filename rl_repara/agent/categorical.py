@@ -42,14 +42,18 @@ def support(v_min: float, v_max: float, bins: int, device=None, dtype=torch.floa
 
 def project(atoms: torch.Tensor, probs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """C51's projection of the distribution with mass ``probs [B, K]`` at ``atoms [B, K]`` onto
-    the support ``z [M]``: an atom at ``b = (clip(x) − v_min)/Δ`` bins gives ``max(0, 1 − |b −
-    k|)`` of its mass to bin ``k`` (all to one bin when ``b`` is a whole number). Returns ``[B,
-    M]``; mass is kept, and so is the mean when every atom is inside the support."""
+    the support ``z [M]``: an atom at ``b = (clip(x) − v_min)/Δ`` bins, ``l = ⌊b⌋``, gives
+    ``1 − (b − l)`` of its mass to bin ``l`` and ``b − l`` to bin ``l + 1`` (all to ``l`` when
+    ``b`` is whole), i.e. ``max(0, 1 − |b − k|)`` to each bin ``k``. Two ``scatter_add`` calls,
+    ``O(B·K)``. Returns ``[B, M]``; mass is kept, and so is the mean when every atom is inside."""
     v_min, v_max, m = z[0], z[-1], z.shape[0]
     b = (atoms.clamp(v_min, v_max) - v_min) / ((v_max - v_min) / (m - 1))  # [B, K]
-    k = torch.arange(m, device=z.device, dtype=b.dtype)
-    weight = (1 - (b[..., None] - k).abs()).clamp_min(0)  # [B, K, M]
-    return (probs[..., None] * weight).sum(dim=-2)
+    lower = b.floor().clamp(0, m - 1)
+    frac = b - lower
+    lower = lower.long()
+    out = torch.zeros(*atoms.shape[:-1], m, dtype=probs.dtype, device=probs.device)
+    out.scatter_add_(-1, lower, probs * (1 - frac))
+    return out.scatter_add_(-1, (lower + 1).clamp(max=m - 1), probs * frac)
 
 
 def hl_gauss(y: torch.Tensor, z: torch.Tensor, sigma: float) -> torch.Tensor:

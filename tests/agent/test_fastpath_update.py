@@ -4,7 +4,7 @@ fast.
 - ``SAC.update`` (one backward for actor and α) against a reference update written with plain
   autograd, separate backward calls and separate steps;
 - the compiled actor loss against eager, and ``agent.cudagraphs=true`` refused on CPU
-  (``agent.compile=true`` against eager: ``tests/agent/test_whole_update.py``).
+  (``agent.compile=true`` against eager: ``tests/agent/test_update_backends.py``).
 
 The networks' fast paths (``QEnsemble.min_q``, ``ensemble_linear``, the policy's sampling) are
 in ``tests/nn/test_fastpaths.py``.
