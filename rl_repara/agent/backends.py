@@ -34,7 +34,8 @@ from rl_repara.data.buffer import Batch
 from rl_repara.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rl_repara.agent.learner import SAC, Networks
+    from rl_repara.agent.learner import SAC
+    from rl_repara.agent.networks import Networks
 
 __all__ = [
     "Autograd",

@@ -36,9 +36,11 @@ class SACConfig:
     utd: int = 1  # gradient updates per env step (update-to-data ratio)
     n_step: int = 1  # n-step returns, computed when sampled; entropy bonus at the bootstrap step only
     num_critics: int = 2
-    critic_arch: str = "mlp"  # a name of parts.CRITIC_ARCHS: mlp | residual
+    critic_arch: str = "mlp"  # parts.CRITIC_ARCHS: mlp | residual | batchnorm | hyperspherical
     critic_arch_kwargs: Dict[str, Any] = field(default_factory=dict)  # to an architecture other than mlp
     hidden_sizes: List[int] = field(default_factory=lambda: [256, 256])  # actor (and critics)
+    actor_arch: str = "mlp"  # mlp | hyperspherical (nn/policies.py ACTOR_NETS)
+    actor_arch_kwargs: Dict[str, Any] = field(default_factory=dict)  # to an architecture other than mlp
     critic_hidden_sizes: Optional[List[int]] = None  # None: hidden_sizes
     critic_norm: str = "none"  # none | layer | batchrenorm, after each hidden Linear
     critic_dropout: float = 0.0  # dropout after each hidden Linear of the critics (DroQ)
@@ -91,6 +93,8 @@ class SACConfig:
             "normalize_obs": self.normalize_obs,
             "obs_clip": self.obs_clip,
             "norm": self.actor_norm,
+            "arch": self.actor_arch,
+            "arch_kwargs": self.actor_arch_kwargs,
             **self._brn_kwargs(self.actor_norm),
         }
 
@@ -122,11 +126,11 @@ class SACConfig:
 
     def resolved_target_rule(self) -> str:
         """``target_rule``, with ``auto`` resolved by the head: ``truncated_quantiles`` for a
-        quantile head (``num_quantiles > 1``), ``hl_gauss`` for a categorical one (``num_bins >
+        quantile head (``num_quantiles > 1``), ``c51`` for a categorical one (``num_bins >
         1``), else ``min``."""
         if self.target_rule != "auto":
             return self.target_rule
-        return {"quantiles": "truncated_quantiles", "categorical": "hl_gauss"}.get(self.head(), "min")
+        return {"quantiles": "truncated_quantiles", "categorical": "c51"}.get(self.head(), "min")
 
     def head(self) -> str:
         """The critics' head: ``scalar``, ``quantiles`` or ``categorical``."""
@@ -172,6 +176,7 @@ class SACConfig:
 
     def _name_checks(self) -> list[tuple[bool, str]]:
         from rl_repara.agent import parts  # the registries import the parts, which import torch
+        from rl_repara.nn.policies import ACTOR_NETS
 
         def known(name: str, registry: dict, key: str) -> tuple[bool, str]:
             return name in registry, f"{key}={name!r} is not one of {', '.join(sorted(registry))}"
@@ -182,6 +187,7 @@ class SACConfig:
         )
         return [
             known(self.critic_arch, parts.CRITIC_ARCHS, "critic_arch"),
+            known(self.actor_arch, {"mlp": None, **ACTOR_NETS}, "actor_arch"),
             known(rule, parts.TARGET_RULES, "target_rule"),
             *(known(h, parts.POST_STEP_HOOKS, "post_step_hooks") for h in self.post_step_hooks),
             (

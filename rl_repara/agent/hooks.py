@@ -11,9 +11,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from rl_repara.nn.flash import EnsembleRMSNorm
 from rl_repara.nn.layers import EnsembleLinear
+from rl_repara.nn.norms import BatchRenorm
 
-__all__ = ["unit_norm_weights"]
+__all__ = ["unit_norm_weights", "unit_norm_all"]
 
 
 def unit_norm_weights(config: Any, nets: nn.Module) -> Callable[[nn.Module, str], None]:
@@ -32,6 +34,33 @@ def unit_norm_weights(config: Any, nets: nn.Module) -> Callable[[nn.Module, str]
         for w in weights.get(group, ()):
             dim = -2 if isinstance(w, torch.Tensor) and w.dim() == 3 else -1  # the input dim
             w.div_(torch.linalg.vector_norm(w, dim=dim, keepdim=True).clamp_min(1e-8))
+
+    with torch.no_grad():
+        hook(nets, "critics")
+        hook(nets, "policy")
+    return hook
+
+
+def unit_norm_all(config: Any, nets: nn.Module) -> Callable[[nn.Module, str], None]:
+    """FlashSAC's projection: ``unit_norm_weights``, and every norm layer's scales held at norm
+    ``√d``: a batch norm's ``[γ; β]`` jointly, ``← [γ; β]·√d/√(Σγ² + Σβ² + 1e-8)``, an RMSNorm's
+    ``w ← w·√d/‖w‖`` (per ensemble member). Projected once when made."""
+    weights = unit_norm_weights(config, nets)
+    norms = {
+        group: [m for m in getattr(nets, group).modules() if isinstance(m, (BatchRenorm, EnsembleRMSNorm))]
+        for group in ("critics", "policy")
+    }
+
+    def hook(nets: nn.Module, group: str) -> None:
+        weights(nets, group)
+        for m in norms.get(group, ()):
+            d = m.weight.shape[-1]
+            bias = getattr(m, "bias", None)
+            learned = [m.weight] + ([bias] if isinstance(bias, nn.Parameter) else [])
+            total = torch.stack([p.square().sum(dim=-1, keepdim=True) for p in learned]).sum(0)
+            factor = d**0.5 / torch.sqrt(total + 1e-8)
+            for p in learned:
+                p.mul_(factor)
 
     with torch.no_grad():
         hook(nets, "critics")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from typing import Any, Iterable, Optional, cast
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -17,58 +17,18 @@ from torch import nn
 from rl_repara.agent import parts
 from rl_repara.agent.backends import Autograd, compile_update, ensure_adam_state
 from rl_repara.agent.config import SACConfig
-from rl_repara.agent.losses import Info, actor_loss, critic_loss, polyak_update, target_entropy
+from rl_repara.agent.losses import Info, actor_loss, critic_loss, polyak_update
+from rl_repara.agent.networks import ALPHA_ADAM_BETAS, Networks, adam
 from rl_repara.agent.requirements import check_requirements
 from rl_repara.agent.reward_scaling import RewardScaler
+from rl_repara.agent.schedules import lr_at, target_entropy
 from rl_repara.agent.update import Actions, actor_step_modes, update
 from rl_repara.data.buffer import Batch
-from rl_repara.nn.critics import Critics
 from rl_repara.nn.norms import BatchRenorm
 from rl_repara.nn.policies import TanhGaussianPolicy
 from rl_repara.rng import restore_generator
 
-__all__ = ["SACConfig", "SAC", "Networks", "ALPHA_ADAM_BETAS"]
-
-# Adam's (β1, β2) for log α, whatever ``adam_beta1`` says (that one is for the actor and the
-# critics): the SAC authors, CrossQ's authors (adityab/CrossQ, optax.adam defaults for the
-# entropy coefficient), SBX and SB3-contrib all train α with torch/optax's default betas.
-ALPHA_ADAM_BETAS = (0.9, 0.999)
-
-
-def _adam(params: Iterable[torch.Tensor], lr: float, beta1: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch has it for the device, else foreach."""
-    params = list(params)  # a generator would be spent by a failed first attempt
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), foreach=True)
-
-
-class Networks(nn.Module):
-    """The learner's trainable parts under one module: ``policy``, ``critics``,
-    ``target_critics`` (or None) and ``log_alpha``. A loss is ``loss(nets) -> (loss, info)``;
-    ``nets(loss)`` calls it, so ``torch.func.functional_call`` can swap in the weights (and
-    buffers) a backend differentiates by."""
-
-    policy: TanhGaussianPolicy
-    critics: Critics
-    target_critics: Optional[Critics]
-    log_alpha: nn.Parameter
-
-    def __init__(
-        self,
-        policy: TanhGaussianPolicy,
-        critics: nn.Module,
-        target_critics: Optional[nn.Module],
-        log_alpha: nn.Parameter,
-    ) -> None:
-        super().__init__()
-        self.policy, self.log_alpha = policy, log_alpha
-        self.critics = cast(Critics, critics)  # a module with the Critics interface
-        self.target_critics = cast(Optional[Critics], target_critics)
-
-    def forward(self, loss):
-        return loss(self)
+__all__ = ["SACConfig", "SAC", "Networks", "ALPHA_ADAM_BETAS"]  # the last two: agent/networks.py
 
 
 class SAC:
@@ -140,9 +100,9 @@ class SAC:
         self.post_step_hooks = parts.post_step_hooks(cfg, self.nets)  # made: weights projected once
         if target_critics is not None and self.post_step_hooks:
             target_critics.load_state_dict(critics.state_dict())  # the target starts from them
-        self.actor_optimizer = _adam(policy.parameters(), cfg.lr, cfg.adam_beta1)
-        self.critic_optimizer = _adam(critics.parameters(), cfg.lr, cfg.adam_beta1)
-        self.alpha_optimizer = _adam([log_alpha], cfg.lr, ALPHA_ADAM_BETAS[0])
+        self.actor_optimizer = adam(policy.parameters(), cfg.lr, cfg.adam_beta1)
+        self.critic_optimizer = adam(critics.parameters(), cfg.lr, cfg.adam_beta1)
+        self.alpha_optimizer = adam([log_alpha], cfg.lr, ALPHA_ADAM_BETAS[0])
         self._critic_params = list(critics.parameters())
         self._target_params = [] if target_critics is None else list(target_critics.parameters())
         # norm statistics the target network copies (Batch Renorm critics); none for plain ones
@@ -262,15 +222,8 @@ class SAC:
         return info, actions
 
     def _schedule_lr(self) -> None:
-        """Every optimizer's lr for this update: with ``f = min(updates before / T, 1)``,
-        ``lr + (lr_end − lr)·f`` (linear) or ``lr_end + (lr − lr_end)·(1 + cos πf)/2`` (cosine);
-        T is ``lr_decay_updates`` (all three optimizers follow the update count)."""
-        cfg = self.config
-        f = min((self.num_updates - 1) / max(cfg.lr_decay_updates, 1), 1.0)
-        if cfg.lr_schedule == "linear":
-            lr = cfg.lr + (cfg.lr_end - cfg.lr) * f
-        else:
-            lr = cfg.lr_end + (cfg.lr - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * f))
+        """Every optimizer's lr for this update (``schedules.lr_at``)."""
+        lr = lr_at(self.config, self.num_updates - 1)
         for optimizer in self.optimizers.values():
             group = optimizer.param_groups[0]
             if isinstance(group["lr"], torch.Tensor):
@@ -298,6 +251,7 @@ class SAC:
         the subset generator and the update counter."""
         return {
             "policy": self.policy.state_dict(),
+            "obs_dim": self.policy.obs_dim,  # what load_policy builds the policy for
             "critics": self.critics.state_dict(),
             "target_critics": None if self.target_critics is None else self.target_critics.state_dict(),
             "generator": self.generator.get_state(),

@@ -4,12 +4,10 @@ reductions over the critics, and the Polyak update. Actions and log-densities ar
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional, Sequence
 
 import torch
 
-from rl_repara.agent.config import SACConfig
 from rl_repara.agent.targets import TargetRule, clipped_min
 from rl_repara.data.buffer import Batch
 from rl_repara.nn.critics import Critics
@@ -25,7 +23,6 @@ __all__ = [
     "alpha_loss",
     "polyak_update",
     "default_target_entropy",
-    "target_entropy",
 ]
 
 Info = dict[str, torch.Tensor]
@@ -133,20 +130,6 @@ def alpha_loss(
     drops below ``H_target`` and shrinks when it is above. ``log_prob`` comes detached."""
     loss = -(log_alpha * (log_prob + target_entropy)).mean()
     return loss, {"alpha_loss": loss.detach()}
-
-
-def target_entropy(config: SACConfig, act_dim: int) -> float:
-    """The entropy the α step holds, in nats of the unit-box density: ``config.target_entropy``
-    when set; else per action dim ``0.5·log(2πe·σ²)`` (the entropy of ``N(0, σ²)``; FlashSAC,
-    σ = ``target_entropy_sigma``) or ``target_entropy_per_dim`` (SAC's −1, SimbaV2's and XQC's
-    −0.5), times ``act_dim``."""
-    if config.target_entropy is not None:
-        return float(config.target_entropy)
-    sigma = config.target_entropy_sigma
-    per_dim = (
-        config.target_entropy_per_dim if sigma is None else 0.5 * math.log(2 * math.pi * math.e * sigma**2)
-    )
-    return per_dim * act_dim
 
 
 def default_target_entropy(act_dim: int) -> float:

@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from torch import nn
 
 from rl_repara.agent.categorical import c51_rule, hl_gauss_rule
-from rl_repara.agent.hooks import unit_norm_weights
+from rl_repara.agent.hooks import unit_norm_all, unit_norm_weights
 from rl_repara.agent.losses import Reduction, mean_over_critics, min_over_critics
 from rl_repara.agent.targets import TargetRule, clipped_min, truncated_quantiles
 from rl_repara.nn.bn_critics import BNQEnsemble
 from rl_repara.nn.critics import QEnsemble
+from rl_repara.nn.flash import FlashCritics
+from rl_repara.nn.hyperspherical import HyperCritics
 from rl_repara.nn.residual_critics import ResidualQEnsemble
 
 if TYPE_CHECKING:
@@ -56,6 +58,24 @@ CRITIC_ARCHS: dict[str, Callable[[int, int, "SACConfig"], nn.Module]] = {
         momentum=cfg.brn_momentum,
         **cfg.critic_arch_kwargs,
     ),
+    "flash": lambda obs_dim, act_dim, cfg: FlashCritics(
+        obs_dim,
+        act_dim,
+        cfg.num_critics,
+        num_bins=cfg.num_bins,
+        v_min=cfg.v_min,
+        v_max=cfg.v_max,
+        **cfg.critic_arch_kwargs,
+    ),
+    "hyperspherical": lambda obs_dim, act_dim, cfg: HyperCritics(
+        obs_dim,
+        act_dim,
+        cfg.num_critics,
+        num_bins=cfg.num_bins,
+        v_min=cfg.v_min,
+        v_max=cfg.v_max,
+        **cfg.critic_arch_kwargs,
+    ),
     "residual": lambda obs_dim, act_dim, cfg: ResidualQEnsemble(
         obs_dim, act_dim, cfg.num_critics, **cfg.critic_arch_kwargs
     ),
@@ -71,7 +91,8 @@ TARGET_RULES: dict[str, Callable[["SACConfig"], TargetRule]] = {
 ACTOR_REDUCTIONS: dict[str, Reduction] = {"min": min_over_critics, "mean": mean_over_critics}
 
 POST_STEP_HOOKS: dict[str, Callable[["SACConfig", nn.Module], Hook]] = {
-    "unit_norm_weights": unit_norm_weights
+    "unit_norm_weights": unit_norm_weights,
+    "unit_norm_all": unit_norm_all,
 }
 
 

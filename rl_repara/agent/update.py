@@ -18,7 +18,8 @@ from rl_repara.data.buffer import Batch
 from rl_repara.nn.norms import BatchRenorm
 
 if TYPE_CHECKING:
-    from rl_repara.agent.learner import SAC, Networks
+    from rl_repara.agent.learner import SAC
+    from rl_repara.agent.networks import Networks
 
 __all__ = ["Actions", "Backend", "update"]
 

@@ -18,15 +18,18 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> TanhGau
     """Load the policy saved in ``path``: a checkpoint file (``last.pt`` or ``best.pt``) or a
     run dir (its ``checkpoints/last.pt``). Returned in eval mode on ``device``.
 
-    The shapes come from the saved weights (``obs_dim`` from the first layer, ``act_dim`` and
-    the bounds from the saved action bounds), so no env needs to be built.
+    The shapes come from the checkpoint (``obs_dim`` as saved, or for an older checkpoint from
+    the first layer; ``act_dim`` and the bounds from the saved action bounds), so no env needs
+    to be built.
     """
     file = find_checkpoint(path)
     ckpt = load_checkpoint(file, map_location="cpu")
     try:
         cfg = TrainConfig.from_dict(ckpt["config"])
         state = ckpt["sac"]["policy"]
-        obs_dim = next(v.shape[1] for k, v in state.items() if k.startswith("trunk.") and v.dim() == 2)
+        obs_dim = ckpt["sac"].get("obs_dim") or next(  # saved since 0.2.0; before, the MLP's input
+            v.shape[1] for k, v in state.items() if k.startswith("trunk.") and v.dim() == 2
+        )
         low, high = state["action_low"], state["action_high"]
     except (KeyError, TypeError, StopIteration) as exc:
         raise CheckpointError(f"{file} has no policy in it (missing {exc}).") from None

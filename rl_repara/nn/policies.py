@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -10,6 +10,8 @@ from gymnasium import spaces
 from torch import nn
 
 from rl_repara.nn.distributions import TanhNormal, unit_log_prob, unit_rsample
+from rl_repara.nn.flash import FlashActor
+from rl_repara.nn.hyperspherical import HyperActor
 from rl_repara.nn.layers import mlp
 from rl_repara.nn.obs_normalizer import ObsNormalizer
 from rl_repara.spaces import check_action_space, flat_obs_dim
@@ -29,11 +31,17 @@ def _bounds(low: Bound, high: Bound, act_dim: int) -> tuple[torch.Tensor, torch.
     return low_t, high_t
 
 
+# actor networks other than the MLP: build(obs_dim, out_dim = 2·act_dim, **arch_kwargs) -> a module
+# mapping obs [..., obs_dim] to (μ, raw log σ) [..., 2·act_dim]
+ACTOR_NETS: dict[str, Callable[..., nn.Module]] = {"hyperspherical": HyperActor, "flash": FlashActor}
+
+
 class TanhGaussianPolicy(nn.Module):
     """π(a|s): ``a = mid + half·tanh(μ(s) + σ(s)·ε)``, ε ~ N(0, I).
 
     The trunk is an MLP ``obs → hidden_sizes (ReLU)``; one linear head gives μ and a raw
-    log σ, which is mapped smoothly into ``log_std_bounds = (lo, hi)`` by
+    log σ (``arch`` names another network for both, from ``ACTOR_NETS``, with ``arch_kwargs``),
+    which is mapped smoothly into ``log_std_bounds = (lo, hi)`` by
     ``log σ = lo + (hi − lo)·(tanh(raw) + 1)/2``. With ``normalize_obs`` the observations
     first pass through an ``ObsNormalizer`` (running mean and variance, clipped to
     ``±obs_clip``) whose statistics are buffers of this module. ``norm="batchrenorm"`` (CrossQ)
@@ -60,6 +68,8 @@ class TanhGaussianPolicy(nn.Module):
         normalize_obs: bool = False,
         obs_clip: float = 10.0,
         norm: str = "none",
+        arch: str = "mlp",
+        arch_kwargs: Optional[dict[str, Any]] = None,
         **norm_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -70,9 +80,17 @@ class TanhGaussianPolicy(nn.Module):
             raise ValueError(f"log_std_bounds needs lo < hi; got {log_std_bounds}.")
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.log_std_bounds = (lo, hi)
-        self.trunk = mlp(obs_dim, hidden_sizes, norm=norm, input_norm=norm == "batchrenorm", **norm_kwargs)
-        last = hidden_sizes[-1] if len(hidden_sizes) else obs_dim
-        self.head = nn.Linear(last, 2 * act_dim)
+        self.net: Optional[nn.Module] = None  # another architecture than the MLP: ACTOR_NETS
+        if arch == "mlp":
+            self.trunk = mlp(
+                obs_dim, hidden_sizes, norm=norm, input_norm=norm == "batchrenorm", **norm_kwargs
+            )
+            last = hidden_sizes[-1] if len(hidden_sizes) else obs_dim
+            self.head = nn.Linear(last, 2 * act_dim)
+        elif arch in ACTOR_NETS:
+            self.net = ACTOR_NETS[arch](obs_dim, 2 * act_dim, **(arch_kwargs or {}))
+        else:
+            raise ValueError(f"actor arch must be mlp or one of {', '.join(ACTOR_NETS)}; got {arch!r}.")
         low_t, high_t = _bounds(action_low, action_high, act_dim)
         self.register_buffer("action_low", low_t)
         self.register_buffer("action_high", high_t)
@@ -106,7 +124,8 @@ class TanhGaussianPolicy(nn.Module):
     def _loc_scale(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """μ and σ for ``obs [..., obs_dim]``, in the head's output dtype but at least float32:
         float32 when the matmuls run under bf16 autocast, float64 for a float64 policy."""
-        out = self.head(self.trunk(self.normalize(obs)))
+        x = self.normalize(obs)
+        out = self.head(self.trunk(x)) if self.net is None else self.net(x)
         mu, raw = out.to(torch.promote_types(out.dtype, torch.float32)).chunk(2, dim=-1)
         lo, hi = self.log_std_bounds
         log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw) + 1.0)
@@ -188,7 +207,7 @@ class TanhGaussianPolicy(nn.Module):
             raise ValueError(
                 f"act() expects obs of shape ({self.obs_dim},) or (B, {self.obs_dim}); got {obs_np.shape}."
             )
-        param = self.head.weight
+        param = next(self.parameters())
         x = torch.as_tensor(obs_np, device=param.device, dtype=param.dtype)
         action, _ = self(x.unsqueeze(0) if single else x, deterministic=deterministic)
         action = action.cpu().numpy()

@@ -172,7 +172,7 @@ class Trainer:
             self.checkpoints.write_best(
                 {
                     "config": self.cfg.to_dict(),
-                    "sac": {"policy": self.sac.policy.state_dict()},
+                    "sac": {"policy": self.sac.policy.state_dict(), "obs_dim": self.sac.policy.obs_dim},
                     "counters": {"global_step": self.global_step, "eval_return": mean},
                 }
             )

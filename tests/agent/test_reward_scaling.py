@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from rl_repara import SAC, SACConfig, TanhGaussianPolicy
-from rl_repara.agent.losses import target_entropy
 from rl_repara.agent.reward_scaling import RewardScaler
+from rl_repara.agent.schedules import target_entropy
 
 
 def reference(rewards: np.ndarray, dones: np.ndarray, gamma: float, g_max: float) -> tuple[float, float]:

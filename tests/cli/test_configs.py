@@ -138,7 +138,8 @@ AGENTS = sorted(p.stem for p in (CONF / "agent").glob("*.yaml"))
 
 
 def test_the_sac_family_presets_are_all_there():
-    assert set(AGENTS) == {"sac", "crossq", "tqc", "droq", "redq", "sac_dmc", "sac_residual", "xqc"}
+    family = {"sac", "crossq", "tqc", "droq", "redq", "sac_dmc", "sac_residual", "xqc", "simbav2", "flashsac"}
+    assert set(AGENTS) == family
 
 
 TUNED = sorted(p.stem for p in (CONF / "tuned").glob("*.yaml"))
