@@ -40,6 +40,20 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
     assert scope["logp"].shape == (256,) and scope["logp"].isfinite().all()
 
 
+def test_readme_preset_snippet_builds_the_cli_config():
+    """The ``sac_config`` snippet gives CrossQ's values with the Pendulum pair's and the override
+    (``train`` is stubbed: the config it is handed is what the test reads)."""
+    from rl_repara import TrainConfig
+
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    snippet = next(b for b in blocks if "sac_config(" in b)
+    handed: list = []
+    exec(compile(snippet, "README.md", "exec"), {"train": handed.append, "TrainConfig": TrainConfig})
+    agent = handed[0].agent
+    assert (agent.lr, agent.adam_beta1, agent.critic_norm) == (1e-3, 0.5, "batchrenorm")
+    assert agent.learning_starts == 1000  # conf/tuned/crossq_pendulum.yaml
+
+
 DOCS = [
     REPO / "README.md",
     *sorted((REPO / "docs").glob("*.md")),
