@@ -78,3 +78,22 @@ def inductor_uses_torch_rng(fresh_dynamo):
 
     with inductor_config.patch(fallback_random=True):
         yield
+
+
+# The longest tests of the non-slow tier (CI's durations), run first: pytest-xdist hands out
+# tests in collection order, and one of these started last keeps a worker busy while the other
+# has nothing left to do.
+LONGEST_FIRST = (
+    "test_quick_tour_runs_as_written",
+    "test_compiled_crossq_resumed_through_the_cli_ends_in_the_same_state",
+    "test_bench_runs_both_libraries_and_the_report_fills_every_cell",
+    "test_a_fresh_cli_run_checks_builds_and_opens_the_logger_once",
+    "test_the_machine_is_checked_once_in_the_whole_process",
+    "test_a_compiled_run_resumed_in_a_new_process_ends_in_the_same_state",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move ``LONGEST_FIRST`` to the front, in that order; the rest keep theirs."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.originalname, len(rank)))

@@ -67,7 +67,7 @@ def _train_pendulum(seed: int, run_dir: str, extra_agent: dict) -> tuple[int, fl
 # The runs of the tests selected in this module, longest first (measured on CI), so that the
 # two workers stay busy to the end: one pool for all of them, not one per test (a pool of 3
 # seeds on 2 workers leaves a core idle while the third seed runs).
-LONGEST_FIRST = ["redq", "droq", "tqc", "crossq", "sac_residual", "sac", "compile"]
+LONGEST_FIRST = ["redq", "droq", "tqc", "crossq", "compile", "sac_residual", "sac"]
 
 
 def _names_of(item: pytest.Item) -> list[str]:
