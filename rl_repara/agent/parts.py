@@ -46,36 +46,23 @@ __all__ = [
 # hook(nets, group): after the optimizer step of nets.<group>, under torch.no_grad
 Hook = Callable[[Any, str], None]
 
+
+def _categorical(
+    cls: Callable[..., nn.Module], obs_dim: int, act_dim: int, cfg: SACConfig, **extra: Any
+) -> nn.Module:
+    """An architecture with a categorical head: the head's bins and support from the config,
+    its own settings from ``critic_arch_kwargs``."""
+    bins = {"num_bins": cfg.num_bins, "v_min": cfg.v_min, "v_max": cfg.v_max}
+    return cls(obs_dim, act_dim, cfg.num_critics, **bins, **extra, **cfg.critic_arch_kwargs)
+
+
 CRITIC_ARCHS: dict[str, Callable[[int, int, "SACConfig"], nn.Module]] = {
     "mlp": lambda obs_dim, act_dim, cfg: QEnsemble(obs_dim, act_dim, **cfg.critic_kwargs()),
-    "batchnorm": lambda obs_dim, act_dim, cfg: BNQEnsemble(
-        obs_dim,
-        act_dim,
-        cfg.num_critics,
-        num_bins=cfg.num_bins,
-        v_min=cfg.v_min,
-        v_max=cfg.v_max,
-        momentum=cfg.brn_momentum,
-        **cfg.critic_arch_kwargs,
+    "batchnorm": lambda obs_dim, act_dim, cfg: _categorical(
+        BNQEnsemble, obs_dim, act_dim, cfg, momentum=cfg.brn_momentum
     ),
-    "flash": lambda obs_dim, act_dim, cfg: FlashCritics(
-        obs_dim,
-        act_dim,
-        cfg.num_critics,
-        num_bins=cfg.num_bins,
-        v_min=cfg.v_min,
-        v_max=cfg.v_max,
-        **cfg.critic_arch_kwargs,
-    ),
-    "hyperspherical": lambda obs_dim, act_dim, cfg: HyperCritics(
-        obs_dim,
-        act_dim,
-        cfg.num_critics,
-        num_bins=cfg.num_bins,
-        v_min=cfg.v_min,
-        v_max=cfg.v_max,
-        **cfg.critic_arch_kwargs,
-    ),
+    "flash": lambda obs_dim, act_dim, cfg: _categorical(FlashCritics, obs_dim, act_dim, cfg),
+    "hyperspherical": lambda obs_dim, act_dim, cfg: _categorical(HyperCritics, obs_dim, act_dim, cfg),
     "residual": lambda obs_dim, act_dim, cfg: ResidualQEnsemble(
         obs_dim, act_dim, cfg.num_critics, **cfg.critic_arch_kwargs
     ),

@@ -12,25 +12,22 @@ eps 1e-3 by default). Its Q is the mean of the categorical distribution over
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
+from rl_repara.nn.critics import CategoricalQ
 from rl_repara.nn.layers import EnsembleLinear
-from rl_repara.nn.norms import EnsembleBatchRenorm
+from rl_repara.nn.norms import NEVER, EnsembleBatchRenorm
 
 __all__ = ["BNQEnsemble"]
 
-NEVER = 2**62  # Batch Renorm's warm-up that never ends: plain batch norm
 
-
-class BNQEnsemble(nn.Module):
+class BNQEnsemble(CategoricalQ):
     """``forward(obs [*batch, obs_dim], action [*batch, act_dim], detach_params) → [N, *batch,
     num_bins]`` logits (``[N, *batch]`` for ``num_bins=1``); ``q_values``, ``min_q`` as
     ``QEnsemble``'s."""
-
-    num_quantiles = 1
 
     def __init__(
         self,
@@ -56,7 +53,6 @@ class BNQEnsemble(nn.Module):
         )
         self.norms = nn.ModuleList(EnsembleBatchRenorm(num_critics, h, **norm) for h in hidden_sizes)
         self.head = EnsembleLinear(num_critics, sizes[-1], num_bins)
-        self.support: Optional[torch.Tensor]
         self.register_buffer("support", torch.linspace(v_min, v_max, num_bins) if num_bins > 1 else None)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
@@ -70,12 +66,3 @@ class BNQEnsemble(nn.Module):
             (self.num_critics, *batch) if self.num_bins == 1 else (self.num_critics, *batch, self.num_bins)
         )
         return out.reshape(shape).to(torch.promote_types(out.dtype, torch.float32))
-
-    def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Scalar Q ``[N, *batch]``: the categorical distribution's mean."""
-        out = self(obs, action, detach_params)
-        return out if self.support is None else torch.softmax(out.float(), dim=-1) @ self.support
-
-    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights."""
-        return self.q_values(obs, action, detach_params=True).min(dim=0).values

@@ -11,7 +11,7 @@ from torch import nn
 from rl_repara.nn.layers import EnsembleLinear, ensemble_linear
 from rl_repara.nn.norms import check_norm, make_norm
 
-__all__ = ["Critics", "QEnsemble"]
+__all__ = ["Critics", "CategoricalQ", "QEnsemble"]
 
 
 class Critics(Protocol):
@@ -32,6 +32,25 @@ class Critics(Protocol):
     ) -> torch.Tensor: ...
 
     def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor: ...
+
+
+class CategoricalQ(nn.Module):
+    """``q_values`` and ``min_q`` for a critic ensemble whose ``forward(obs, action,
+    detach_params)`` gives logits ``[N, *batch, M]`` over its ``support`` buffer (``[M]``), or
+    scalar Q ``[N, *batch]`` when ``support`` is None. Shared by the architectures of
+    ``residual_critics.py``, ``bn_critics.py``, ``hyperspherical.py`` and ``flash.py``."""
+
+    num_quantiles = 1
+    support: Optional[torch.Tensor]
+
+    def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Scalar Q ``[N, *batch]``: the head's output, or the mean ``Σ_k softmax(logits)_k · z_k``."""
+        out = self(obs, action, detach_params)
+        return out if self.support is None else torch.softmax(out.float(), dim=-1) @ self.support
+
+    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights."""
+        return self.q_values(obs, action, detach_params=True).min(dim=0).values
 
 
 class QEnsemble(nn.Module):

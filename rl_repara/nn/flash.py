@@ -17,26 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rl_repara.nn.layers import EnsembleLinear
-from rl_repara.nn.norms import EnsembleBatchRenorm
+from rl_repara.nn.critics import CategoricalQ
+from rl_repara.nn.layers import orthogonal_ensemble_linear
+from rl_repara.nn.norms import NEVER, EnsembleBatchRenorm
 
 __all__ = ["EnsembleRMSNorm", "FlashCritics", "FlashActor"]
-
-NEVER = 2**62  # a Batch Renorm warm-up that never ends: plain batch norm
 
 
 def _bn(members: int, d: int) -> EnsembleBatchRenorm:
     return EnsembleBatchRenorm(members, d, momentum=0.01, eps=1e-5, warmup_steps=NEVER)
-
-
-def _linear(members: int, d_in: int, d_out: int, bias: bool = False) -> EnsembleLinear:
-    layer = EnsembleLinear(members, d_in, d_out, bias=bias)
-    with torch.no_grad():
-        for w in layer.weight:
-            nn.init.orthogonal_(w)
-        if layer.bias is not None:
-            layer.bias.zero_()
-    return layer
 
 
 class EnsembleRMSNorm(nn.Module):
@@ -55,10 +44,10 @@ class EnsembleRMSNorm(nn.Module):
 class _Body(nn.Module):
     def __init__(self, members: int, d_in: int, d: int, blocks: int) -> None:
         super().__init__()
-        self.in_norm, self.embed = _bn(members, d_in), _linear(members, d_in, d)
-        self.up = nn.ModuleList(_linear(members, d, 4 * d) for _ in range(blocks))
+        self.in_norm, self.embed = _bn(members, d_in), orthogonal_ensemble_linear(members, d_in, d)
+        self.up = nn.ModuleList(orthogonal_ensemble_linear(members, d, 4 * d) for _ in range(blocks))
         self.up_norm = nn.ModuleList(_bn(members, 4 * d) for _ in range(blocks))
-        self.down = nn.ModuleList(_linear(members, 4 * d, d) for _ in range(blocks))
+        self.down = nn.ModuleList(orthogonal_ensemble_linear(members, 4 * d, d) for _ in range(blocks))
         self.down_norm = nn.ModuleList(_bn(members, d) for _ in range(blocks))
         self.post = EnsembleRMSNorm(members, d)
 
@@ -70,11 +59,9 @@ class _Body(nn.Module):
         return self.post(h, detach_params)
 
 
-class FlashCritics(nn.Module):
+class FlashCritics(CategoricalQ):
     """N critics: ``forward(obs, action, detach_params) → [N, *batch, num_bins]`` logits, Q the
     mean over ``linspace(v_min, v_max, num_bins)``."""
-
-    num_quantiles = 1
 
     def __init__(self, obs_dim: int, act_dim: int, num_critics: int = 2, width: int = 256, blocks: int = 2,
                  num_bins: int = 101, v_min: float = -5.0, v_max: float = 5.0) -> None:  # fmt: skip
@@ -83,8 +70,7 @@ class FlashCritics(nn.Module):
             raise ValueError(f"FlashCritics need a categorical head (num_bins >= 2); got {num_bins}.")
         self.obs_dim, self.act_dim, self.num_critics, self.num_bins = obs_dim, act_dim, num_critics, num_bins
         self.body = _Body(num_critics, obs_dim + act_dim, width, blocks)
-        self.head = _linear(num_critics, width, num_bins, bias=True)
-        self.support: torch.Tensor
+        self.head = orthogonal_ensemble_linear(num_critics, width, num_bins, bias=True)
         self.register_buffer("support", torch.linspace(v_min, v_max, num_bins))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
@@ -92,14 +78,6 @@ class FlashCritics(nn.Module):
         x = torch.cat([obs, action], dim=-1).reshape(-1, self.obs_dim + self.act_dim)
         logits = self.head(self.body(x, detach_params), detach_params)
         return logits.reshape(self.num_critics, *batch, self.num_bins).float()
-
-    def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Scalar Q ``[N, *batch]``: the categorical distribution's mean."""
-        return torch.softmax(self(obs, action, detach_params), dim=-1) @ self.support
-
-    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights."""
-        return self.q_values(obs, action, detach_params=True).min(dim=0).values
 
 
 class FlashActor(nn.Module):
@@ -109,8 +87,8 @@ class FlashActor(nn.Module):
     def __init__(self, obs_dim: int, out_dim: int, width: int = 128, blocks: int = 2) -> None:
         super().__init__()
         self.body = _Body(1, obs_dim, width, blocks)
-        self.mean = _linear(1, width, out_dim // 2, bias=True)
-        self.log_std = _linear(1, width, out_dim // 2, bias=True)
+        self.mean = orthogonal_ensemble_linear(1, width, out_dim // 2, bias=True)
+        self.log_std = orthogonal_ensemble_linear(1, width, out_dim // 2, bias=True)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         batch = obs.shape[:-1]

@@ -26,19 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rl_repara.nn.layers import EnsembleLinear
+from rl_repara.nn.critics import CategoricalQ
+from rl_repara.nn.layers import orthogonal_ensemble_linear
 
 __all__ = ["Scaler", "HyperCritics", "HyperActor"]
-
-
-def _dense(members: int, d_in: int, d_out: int, bias: bool = False) -> EnsembleLinear:
-    layer = EnsembleLinear(members, d_in, d_out, bias=bias)
-    with torch.no_grad():
-        for w in layer.weight:  # [in, out] per member: orthogonal, then unit rows by the hook
-            nn.init.orthogonal_(w)
-        if layer.bias is not None:
-            layer.bias.zero_()
-    return layer
 
 
 def _l2norm(x: torch.Tensor) -> torch.Tensor:
@@ -65,11 +56,11 @@ class _Body(nn.Module):
         super().__init__()
         s = math.sqrt(2 / d)
         self.c_shift = c_shift
-        self.embed = _dense(members, d_in + 1, d)
+        self.embed = orthogonal_ensemble_linear(members, d_in + 1, d)
         self.embed_scale = Scaler(members, d, s, s)
-        self.up = nn.ModuleList(_dense(members, d, 4 * d) for _ in range(blocks))
+        self.up = nn.ModuleList(orthogonal_ensemble_linear(members, d, 4 * d) for _ in range(blocks))
         self.up_scale = nn.ModuleList(Scaler(members, 4 * d, s / 2, s / 2) for _ in range(blocks))
-        self.down = nn.ModuleList(_dense(members, 4 * d, d) for _ in range(blocks))
+        self.down = nn.ModuleList(orthogonal_ensemble_linear(members, 4 * d, d) for _ in range(blocks))
         self.alpha = nn.ModuleList(
             Scaler(members, d, 1 / (blocks + 1), 1 / math.sqrt(d)) for _ in range(blocks)
         )
@@ -90,20 +81,18 @@ class _Head(nn.Module):
     def __init__(self, members: int, d: int, out: int) -> None:
         super().__init__()
         self.hidden, self.scale, self.out = (
-            _dense(members, d, d),
+            orthogonal_ensemble_linear(members, d, d),
             Scaler(members, d, 1.0, 1.0),
-            _dense(members, d, out, True),
+            orthogonal_ensemble_linear(members, d, out, True),
         )
 
     def forward(self, h: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         return self.out(self.scale(self.hidden(h, detach_params), detach_params), detach_params)
 
 
-class HyperCritics(nn.Module):
+class HyperCritics(CategoricalQ):
     """N hyperspherical critics: ``forward(obs, action, detach_params) → [N, *batch, num_bins]``
     logits, whose Q is the mean over ``linspace(v_min, v_max, num_bins)`` (``q_values``)."""
-
-    num_quantiles = 1
 
     def __init__(self, obs_dim: int, act_dim: int, num_critics: int = 2, width: int = 512, blocks: int = 2,
                  num_bins: int = 101, v_min: float = -5.0, v_max: float = 5.0) -> None:  # fmt: skip
@@ -113,7 +102,6 @@ class HyperCritics(nn.Module):
         self.obs_dim, self.act_dim, self.num_critics, self.num_bins = obs_dim, act_dim, num_critics, num_bins
         self.body = _Body(num_critics, obs_dim + act_dim, width, blocks)
         self.head = _Head(num_critics, width, num_bins)
-        self.support: torch.Tensor
         self.register_buffer("support", torch.linspace(v_min, v_max, num_bins))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
@@ -121,14 +109,6 @@ class HyperCritics(nn.Module):
         x = torch.cat([obs, action], dim=-1).reshape(-1, self.obs_dim + self.act_dim)
         logits = self.head(self.body(x, detach_params), detach_params)
         return logits.reshape(self.num_critics, *batch, self.num_bins).float()
-
-    def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Scalar Q ``[N, *batch]``: the categorical distribution's mean."""
-        return torch.softmax(self(obs, action, detach_params), dim=-1) @ self.support
-
-    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights."""
-        return self.q_values(obs, action, detach_params=True).min(dim=0).values
 
 
 class HyperActor(nn.Module):

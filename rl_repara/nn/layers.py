@@ -11,7 +11,7 @@ from torch import nn
 
 from rl_repara.nn.norms import BatchRenorm, check_norm, make_norm
 
-__all__ = ["mlp", "EnsembleLinear", "ensemble_linear"]
+__all__ = ["mlp", "EnsembleLinear", "ensemble_linear", "orthogonal_ensemble_linear"]
 
 
 def mlp(
@@ -88,8 +88,6 @@ class EnsembleLinear(nn.Module):
         b: torch.Tensor | None = self.bias
         if detach_params:
             w, b = w.detach(), None if b is None else b.detach()
-        if b is None:
-            return ensemble_linear(x, w, torch.zeros((), dtype=w.dtype, device=w.device))
         return ensemble_linear(x, w, b)
 
     def extra_repr(self) -> str:
@@ -97,17 +95,30 @@ class EnsembleLinear(nn.Module):
         return f"{shape}, bias={self.bias is not None}"
 
 
-def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``y[k] = x[k] @ weight[k] + bias[k]`` for ``x [N, B, in]`` or a shared ``x [B, in]``.
+def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``y[k] = x[k] @ weight[k] + bias[k]`` for ``x [N, B, in]`` or a shared ``x [B, in]``
+    (no ``+ bias`` when ``bias`` is None).
 
     One ``baddbmm`` (bias and matmul in one kernel; a shared input is a stride-0 view, not a
     copy). A single output column (a critic's last layer) is ``Σ_i x_i·w_i`` as a multiply and
     a sum instead: batched matmuls with one output column are about 4× slower on CPU.
     """
     if weight.shape[-1] == 1:
-        return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
+        y = (x * weight.transpose(1, 2)).sum(-1, keepdim=True)
+        return y if bias is None else y + bias
     if x.dim() == 2:
         x = x.expand(weight.shape[0], *x.shape)
-    if bias.dim() == 0:  # no bias
-        return torch.bmm(x, weight)
-    return torch.baddbmm(bias, x, weight)
+    return torch.bmm(x, weight) if bias is None else torch.baddbmm(bias, x, weight)
+
+
+def orthogonal_ensemble_linear(members: int, d_in: int, d_out: int, bias: bool = False) -> EnsembleLinear:
+    """An ``EnsembleLinear`` with each member's ``[in, out]`` weight orthogonal (gain 1) and a
+    zero bias, the init of SimbaV2's and FlashSAC's unit-norm layers (the weight projection
+    then makes the rows unit norm)."""
+    layer = EnsembleLinear(members, d_in, d_out, bias=bias)
+    with torch.no_grad():
+        for w in layer.weight:
+            nn.init.orthogonal_(w)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return layer

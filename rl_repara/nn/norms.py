@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 NORMS = ("none", "layer", "batchrenorm")
+NEVER = 2**62  # a Batch Renorm warm-up no run outlasts: plain batch norm
 
 
 class BatchRenorm(nn.Module):

@@ -17,17 +17,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rl_repara.nn.critics import CategoricalQ
 from rl_repara.nn.layers import EnsembleLinear
 from rl_repara.nn.norms import EnsembleLayerNorm
 
 __all__ = ["ResidualQEnsemble"]
 
 
-class ResidualQEnsemble(nn.Module):
+class ResidualQEnsemble(CategoricalQ):
     """``forward(obs [*batch, obs_dim], action [*batch, act_dim]) → q [N, *batch]``, with
     ``detach_params`` as ``QEnsemble``'s (gradients reach ``action``, not the weights)."""
-
-    num_quantiles = 1
 
     def __init__(self, obs_dim: int, act_dim: int, num_critics: int = 2, width: int = 256, blocks: int = 1):
         super().__init__()
@@ -43,6 +42,7 @@ class ResidualQEnsemble(nn.Module):
         self.contract = nn.ModuleList(EnsembleLinear(num_critics, 4 * width, width) for _ in range(blocks))
         self.out_norm = EnsembleLayerNorm(num_critics, width)
         self.head = EnsembleLinear(num_critics, width, 1)
+        self.register_buffer("support", None)  # a scalar head
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         """Q-values ``[N, *batch]``; see the module docstring for the math."""
@@ -53,11 +53,3 @@ class ResidualQEnsemble(nn.Module):
             h = h + contract(torch.relu(expand(norm(h, detach_params), detach_params)), detach_params)
         q = self.head(self.out_norm(h, detach_params), detach_params)
         return q.reshape(self.num_critics, *batch).to(torch.promote_types(q.dtype, torch.float32))
-
-    def q_values(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """Scalar Q ``[N, *batch]`` (the head is scalar)."""
-        return self(obs, action, detach_params)
-
-    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """``min_k Q_k(s, a)`` ``[*batch]`` with detached weights."""
-        return self(obs, action, detach_params=True).min(dim=0).values

@@ -113,8 +113,9 @@ class Trainer:
         """One vector step; stores its transitions (unit-box actions) and logs ended episodes."""
         unit_actions, env_actions = self._actions()
         t = self.collector.step(env_actions)
-        ends = t.terminated | t.truncated | ~t.keep  # a skipped non-finite step ends its return
-        self.sac.observe_rewards(torch.as_tensor(np.where(t.keep, t.reward, 0.0)), torch.as_tensor(ends))
+        if self.sac.reward_scaler is not None:  # the return statistics (a skipped step ends its return)
+            ends = t.terminated | t.truncated | ~t.keep
+            self.sac.observe_rewards(torch.as_tensor(np.where(t.keep, t.reward, 0.0)), torch.as_tensor(ends))
         if self.noise is not None and t.ended.any():
             self.noise.reset(t.ended)
         self.buffer.add(
