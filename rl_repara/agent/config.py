@@ -225,6 +225,16 @@ class SACConfig:
                 f"critic_norm and critic_dropout belong to critic_arch=mlp; critic_arch={self.critic_arch} "
                 "takes its settings in critic_arch_kwargs",
             ),
+            (
+                self.critic_arch != "mlp" or not self.critic_arch_kwargs,
+                f"critic_arch_kwargs {dict(self.critic_arch_kwargs)} belong to a critic_arch other than "
+                "mlp; the mlp critics take critic_hidden_sizes",
+            ),
+            (
+                self.actor_arch != "mlp" or not self.actor_arch_kwargs,
+                f"actor_arch_kwargs {dict(self.actor_arch_kwargs)} belong to an actor_arch other than "
+                "mlp; the mlp actor takes hidden_sizes",
+            ),
         ]
 
     def _combination_checks(self) -> list[tuple[bool, str]]:

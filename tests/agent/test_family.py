@@ -50,6 +50,29 @@ def test_quantile_huber_loss_matches_a_hand_computed_example():
     assert quantile_huber_loss(torch.tensor([[[0.4, 1.0]]]), torch.tensor([[0.5, 2.0]])) < loss
 
 
+def test_quantile_huber_loss_and_its_gradient_match_the_formula_written_out():
+    """Against ``ρ(u) = |τ − 1{u < 0}|·H_κ(u)/κ`` written out term by term in float64, at κ = ½
+    (both branches of H_κ taken), for values and the gradient in θ."""
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(3, 8, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = 2 * torch.randn(8, 7, generator=gen, dtype=torch.float64)
+    kappa, (n, b, m), k = 0.5, theta.shape, target.shape[1]
+    terms = []
+    for c in range(n):
+        for row in range(b):
+            for i in range(m):
+                for j in range(k):
+                    u = target[row, j] - theta[c, row, i]
+                    huber = 0.5 * u**2 if abs(u) <= kappa else kappa * (abs(u) - 0.5 * kappa)
+                    terms.append(abs((i + 0.5) / m - float(u < 0)) * huber / kappa)
+    expected = torch.stack(terms).mean()
+    loss = quantile_huber_loss(theta, target, kappa)
+    torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
+    (grad,) = torch.autograd.grad(loss, theta)
+    (expected_grad,) = torch.autograd.grad(expected, theta)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-15)
+
+
 def test_tqc_target_pools_sorts_and_drops_the_top_quantiles_of_all_critics():
     """Target critics with quantiles (1, 2, 3) and (10, 20, 30), d = 1 per critic: the pooled
     sorted mixture (1, 2, 3, 10, 20, 30) loses its top 2, so the target is (1, 2, 3, 10)
@@ -172,6 +195,8 @@ def test_a_batch_renorm_target_network_normalizes_with_the_running_statistics_it
         ({"target_network": False}, "target_network=false (CrossQ) needs critic_norm=batchrenorm"),
         ({"critic_norm": "group"}, "critic_norm must be one of none, layer, batchrenorm"),
         ({"actor_q": "max"}, "actor_q must be min or mean"),
+        ({"critic_arch_kwargs": {"width": 64}}, "belong to a critic_arch other than mlp"),
+        ({"actor_arch_kwargs": {"width": 64}}, "belong to an actor_arch other than mlp"),
     ],
 )
 def test_knobs_that_make_no_sense_get_one_line_naming_them(overrides, message):

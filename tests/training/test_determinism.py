@@ -17,6 +17,7 @@ import torch
 from support import scalars
 
 from rl_repara import EnvConfig, EvalConfig, SACConfig, TrainConfig, train
+from rl_repara.agent.presets import preset_values
 from rl_repara.rng import seed_everything
 from rl_repara.training.checkpoint import find_checkpoint, load_checkpoint
 from rl_repara.training.config import LogConfig
@@ -220,19 +221,30 @@ FAMILY = {
     "redq": {"num_critics": 4, "critic_subset": 2, "utd": 2, "policy_delay": 2, "actor_q": "mean"},
     "nstep-pink": {"n_step": 3, "noise_beta": 1.0},
 }  # fmt: skip
+TINY_UNITS = {"width": 16, "blocks": 1}
+# The 2025-26 presets as conf/agent/<name>.yaml has them (categorical critics, reward scaling,
+# unit-norm projections, lr schedules), at tiny sizes; the lr decays over the first 100 updates,
+# so the resumed half runs on lr_end.
+DECAY = {"lr_decay_updates": 100}
+TINY_NETS = {"critic_arch_kwargs": TINY_UNITS, "actor_arch_kwargs": TINY_UNITS, **DECAY}
+FAMILY |= {
+    "xqc": {**preset_values("xqc"), "critic_arch_kwargs": {"hidden_sizes": [16, 16]}, **DECAY},
+    "simbav2": {**preset_values("simbav2"), **TINY_NETS},
+    "flashsac": {**preset_values("flashsac"), **TINY_NETS},
+}
 
 
 @pytest.mark.parametrize("variant", list(FAMILY))
 def test_every_sac_family_preset_resumes_bit_exactly(tmp_path, variant):
     """Stop mid-episode and resume: every preset's state (Batch Renorm statistics, the REDQ
-    subset generator, dropout's RNG, n-step windows, the colored-noise sequences) comes back,
+    subset generator, dropout's RNG, n-step windows, the colored-noise sequences, the reward
+    scaler's statistics, the lr schedule's position, observation statistics) comes back,
     so the resumed run logs what the straight one logs, bit for bit."""
 
     def config(run_dir: Path, total: int) -> TrainConfig:
         cfg = _config(run_dir, total=total, eval_every=0)
-        cfg.agent = SACConfig(
-            learning_starts=LEARNING_STARTS, hidden_sizes=[16, 16], batch_size=16, **FAMILY[variant]
-        )
+        tiny = {"learning_starts": LEARNING_STARTS, "hidden_sizes": [16, 16], "batch_size": 16}
+        cfg.agent = SACConfig(**{**FAMILY[variant], **tiny})
         return cfg
 
     train(config(tmp_path / "straight", TOTAL))
