@@ -2,6 +2,7 @@
 runs (``utd`` gradient updates on a batch from a filled buffer), on this machine, one process.
 
     python scripts/update_cost.py --obs-dim 17 --act-dim 6 --threads 1 [--precision bf16] [--compile]
+        [--override xqc agent.utd=1 agent.critic_arch_kwargs.hidden_sizes=[256,256]]
 
 Presets are read from ``conf/agent/*.yaml`` (``presets.sac_config``), so the table follows
 the files. With ``--compile`` every preset runs with ``agent.compile=true``; its graphs are
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from rl_repara import SAC, ReplayBuffer, SACConfig, TanhGaussianPolicy
-from rl_repara.agent.presets import sac_config
+from rl_repara.agent.presets import preset_values, sac_config
 from rl_repara.device import cpu_name
 
 
@@ -44,6 +47,20 @@ def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> t
     return (time.perf_counter() - start) / steps * 1e3, (time.process_time() - cpu) / steps * 1e3, warm
 
 
+def agent_overrides(items: list[str]) -> dict[str, Any]:
+    """``["agent.utd=1", "agent.critic_arch_kwargs.width=128"]`` → ``{"utd": 1,
+    "critic_arch_kwargs": {"width": 128}}`` (values read as YAML, as Hydra reads them)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.removeprefix("agent.").split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--obs-dim", type=int, default=17)
@@ -53,7 +70,13 @@ def main() -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--compile", action="store_true", help="agent.compile=true for every preset")
     p.add_argument("--presets", nargs="+", default=["sac", "crossq", "tqc", "droq", "redq", "sac_residual"])
+    p.add_argument(
+        "--override", nargs="+", action="append", default=[], metavar=("PRESET", "KEY=VALUE"),
+        help="the CLI's agent overrides for one preset, e.g. --override xqc agent.utd=1 "
+        "agent.critic_arch_kwargs.hidden_sizes=[256,256] (repeat for other presets)",
+    )  # fmt: skip
     args = p.parse_args()
+    overrides = {group[0]: agent_overrides(group[1:]) for group in args.override}
     torch.set_num_threads(args.threads)
     print(
         f"{cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), {args.precision}"
@@ -62,7 +85,10 @@ def main() -> None:
     )
     base = None
     for name in args.presets:
-        cfg = sac_config(name, precision=args.precision, compile=args.compile)
+        preset, own = preset_values(name), overrides.get(name, {})
+        # a dict merges into the preset's, as Hydra merges it
+        extra = {k: {**preset[k], **v} if isinstance(v, dict) else v for k, v in own.items()}
+        cfg = sac_config(name, precision=args.precision, compile=args.compile, **extra)
         wall, cpu, warm = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
         base = base or cpu
         print(
