@@ -77,6 +77,7 @@ class SACConfig:
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     noise_beta: float = 0.0  # exploration noise color while collecting: 0 white, 1 pink
+    noise_repeat_max: int = 1  # hold each exploration ε for k ~ P(k) ∝ k^-2 on 1..this steps (FlashSAC: 16)
     normalize_obs: bool = False  # running mean/std of observations, inside the policy
     obs_clip: float = 10.0  # normalized observations are clipped to ±obs_clip
     precision: str = "fp32"  # "fp32" or "bf16" (autocast of the matmuls; math stays fp32)
@@ -164,6 +165,7 @@ class SACConfig:
             (self.precision in ("fp32", "bf16"), "precision must be 'fp32' or 'bf16'"),
             (self.obs_clip > 0, "obs_clip must be > 0"),
             (self.noise_beta >= 0, "noise_beta must be >= 0 (0 white, 1 pink, 2 red)"),
+            (self.noise_repeat_max >= 1, "noise_repeat_max must be >= 1 (1: a new ε every step)"),
             (self.critic_norm in NORMS, f"critic_norm must be one of {', '.join(NORMS)}"),
             (self.actor_norm in ("none", "batchrenorm"), "actor_norm must be none or batchrenorm"),
             (0.0 <= self.critic_dropout < 1.0, "critic_dropout must be in [0, 1)"),

@@ -43,8 +43,15 @@ How the trainer uses it (with ``agent.noise_beta > 0``)::
     # checkpoint / exact resume: save noise.state_dict() next to the other RNG states and
     # restore it with noise.load_state_dict(state); the noise then continues bit-identically.
 
+Held noise (FlashSAC's "noise repetition", ``repeat_max > 1``): each sequence is cut into runs
+of ``k`` steps, ``k`` drawn from the truncated Zeta law ``P(k) ∝ k^−2`` on ``1..repeat_max``
+(FlashSAC: 16), and every step of a run takes the ε of the run's first step; each step is
+still exactly N(0, 1) on its own. The run lengths come from the same per-env generator, after
+that sequence's ε, so holding is checkpointed and resumed with the rest.
+
 The learner's updates are unchanged: they keep drawing white ε through ``rsample``. With
-``noise_beta == 0`` the trainer keeps the policy's own sampling and makes no ColoredNoise.
+``noise_beta == 0`` and ``noise_repeat_max == 1`` the trainer keeps the policy's own sampling
+and makes no ColoredNoise.
 """
 
 from __future__ import annotations
@@ -99,12 +106,15 @@ class ColoredNoise:
     positions in them, so a restored instance continues bit-identically.
     """
 
-    def __init__(self, beta: float, num_envs: int, act_dim: int, seq_len: int, seed: int) -> None:
+    def __init__(
+        self, beta: float, num_envs: int, act_dim: int, seq_len: int, seed: int, repeat_max: int = 1
+    ) -> None:
         if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)):
             raise ConfigError(f"colored noise beta must be a number >= 0, got {beta!r}")
         if not (math.isfinite(beta) and beta >= 0):
             raise ConfigError(f"colored noise beta must be a finite number >= 0, got {beta!r}")
-        for name, value in (("num_envs", num_envs), ("act_dim", act_dim), ("seq_len", seq_len)):
+        sizes = {"num_envs": num_envs, "act_dim": act_dim, "seq_len": seq_len, "repeat_max": repeat_max}
+        for name, value in sizes.items():
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"colored noise {name} must be an integer >= 1, got {value!r}")
         if not _is_int(seed) or seed < 0:
@@ -114,7 +124,10 @@ class ColoredNoise:
         self._rngs = [
             np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(self.num_envs)
         ]
+        self.repeat_max = int(repeat_max)
         self._amp = None if self.beta == 0.0 else _amplitudes(self.beta, self.seq_len)
+        zeta = 1.0 / np.arange(1, self.repeat_max + 1) ** 2.0
+        self._zeta = zeta / zeta.sum()  # P(k) ∝ k^−2 on 1..repeat_max
         # [num_envs, seq_len, act_dim]: row t of env e is that env's ε at position t
         self._buffer = np.zeros((self.num_envs, self.seq_len, self.act_dim), dtype=np.float32)
         self._pos = np.full(self.num_envs, self.seq_len, dtype=np.int64)  # all used up: drawn lazily
@@ -123,18 +136,28 @@ class ColoredNoise:
     def __repr__(self) -> str:
         return (
             f"ColoredNoise(beta={self.beta}, num_envs={self.num_envs}, act_dim={self.act_dim}, "
-            f"seq_len={self.seq_len})"
+            f"seq_len={self.seq_len}, repeat_max={self.repeat_max})"
         )
 
     def _draw(self, env: int) -> np.ndarray:
-        """A new sequence ``[seq_len, act_dim]`` from env ``env``'s generator."""
+        """A new sequence ``[seq_len, act_dim]`` from env ``env``'s generator, held in runs
+        when ``repeat_max > 1``."""
         rng = self._rngs[env]
         if self._amp is None:
-            return rng.standard_normal((self.seq_len, self.act_dim))
-        real, imag = self._amp
-        z = rng.standard_normal((2, real.shape[0], self.act_dim))
-        coeffs = real[:, None] * z[0] + 1j * (imag[:, None] * z[1])
-        return np.fft.irfft(coeffs, n=self.seq_len, axis=0)
+            seq = rng.standard_normal((self.seq_len, self.act_dim))
+        else:
+            real, imag = self._amp
+            z = rng.standard_normal((2, real.shape[0], self.act_dim))
+            coeffs = real[:, None] * z[0] + 1j * (imag[:, None] * z[1])
+            seq = np.fft.irfft(coeffs, n=self.seq_len, axis=0)
+        return seq if self.repeat_max == 1 else seq[self._held_steps(rng)]
+
+    def _held_steps(self, rng: np.random.Generator) -> np.ndarray:
+        """For each step, the first step of its run: run lengths ``k ~ P(k) ∝ k^−2`` on
+        ``1..repeat_max``, one after another until they cover ``seq_len`` steps."""
+        lengths = rng.choice(self.repeat_max, size=self.seq_len, p=self._zeta) + 1
+        starts = np.cumsum(lengths) - lengths
+        return np.repeat(starts, lengths)[: self.seq_len]
 
     def sample(self) -> np.ndarray:
         """The next ε of every env, ``[num_envs, act_dim]`` float32 (a new array each call)."""
@@ -165,6 +188,7 @@ class ColoredNoise:
             "num_envs": self.num_envs,
             "act_dim": self.act_dim,
             "seq_len": self.seq_len,
+            "repeat_max": self.repeat_max,
             "rngs": [rng.bit_generator.state for rng in self._rngs],
             "buffer": self._buffer.copy(),
             "pos": self._pos.copy(),
@@ -173,14 +197,17 @@ class ColoredNoise:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s output; it must come from noise with the same config."""
         try:
-            config = (float(state["beta"]), state["num_envs"], state["act_dim"], state["seq_len"])
+            config = (
+                float(state["beta"]), state["num_envs"], state["act_dim"], state["seq_len"],
+                state.get("repeat_max", 1),  # checkpoints from before held noise
+            )  # fmt: skip
             rngs, buffer, pos = state["rngs"], np.asarray(state["buffer"]), np.asarray(state["pos"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"not a ColoredNoise state: {exc!r}") from None
-        mine = (self.beta, self.num_envs, self.act_dim, self.seq_len)
+        mine = (self.beta, self.num_envs, self.act_dim, self.seq_len, self.repeat_max)
         if config != mine:
             raise CheckpointError(
-                f"the colored-noise state is for (beta, num_envs, act_dim, seq_len) = {config}, "
+                f"the colored-noise state is for (beta, num_envs, act_dim, seq_len, repeat_max) = {config}, "
                 f"this noise has {mine}"
             )
         if (

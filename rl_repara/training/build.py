@@ -57,9 +57,10 @@ def build(cfg: TrainConfig, device: torch.device) -> Parts:
             ReplayBuffer.bytes_needed(agent.buffer_size, obs_dim, act_dim), agent.buffer_size, device
         )
         buffer = ReplayBuffer(agent.buffer_size, obs_dim, act_dim, device, cfg.seed, cfg.num_envs)
+        episode, repeat = collector.episode_steps, agent.noise_repeat_max
         noise = (
-            ColoredNoise(agent.noise_beta, cfg.num_envs, act_dim, collector.episode_steps, cfg.seed)
-            if agent.noise_beta > 0
+            ColoredNoise(agent.noise_beta, cfg.num_envs, act_dim, episode, cfg.seed, repeat)
+            if agent.noise_beta > 0 or repeat > 1
             else None
         )
     except BaseException:

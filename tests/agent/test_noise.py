@@ -204,3 +204,62 @@ def test_reset_needs_a_bool_mask_of_num_envs(mask):
 def test_very_short_sequences_still_give_unit_variance(seq_len):
     x = _replicates(_run(ColoredNoise(1.0, 256, 4, seq_len, seed=10), 12), seq_len)
     _assert_mean_within((x**2).mean(axis=1), 1.0, "variance")
+
+
+def _run_lengths(x: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of equal consecutive values along axis 0 of ``x [steps]``, without
+    the last run (cut by the end of ``x``)."""
+    change = np.flatnonzero(np.diff(x) != 0) + 1
+    return np.diff(np.concatenate([[0], change]))
+
+
+def test_held_noise_runs_follow_the_truncated_zeta_law():
+    """FlashSAC's noise repetition: ε held for k steps, P(k) ∝ k^-2 on 1..16. Runs are counted
+    inside each sequence (continuous draws never repeat by chance); each P(k) is within 5
+    standard errors of the law, and the run is the same in every action dim."""
+    seq_len, repeat_max = 4096, 16
+    x = _run(ColoredNoise(0.0, 4, 3, seq_len, seed=3, repeat_max=repeat_max), 2 * seq_len)
+    same = np.diff(x, axis=0) == 0
+    assert np.array_equal(same[..., 0], same[..., 1]) and np.array_equal(same[..., 0], same[..., 2])
+    lengths = np.concatenate(
+        [_run_lengths(seq[:, env, 0]) for seq in _replicates(x, seq_len) for env in range(4)]
+    )
+    law = 1.0 / np.arange(1, repeat_max + 1) ** 2
+    law /= law.sum()
+    assert lengths.max() <= repeat_max and lengths.size > 5000
+    for k in range(1, repeat_max + 1):
+        hits = (lengths == k).astype(float)
+        se = np.sqrt(law[k - 1] * (1 - law[k - 1]) / lengths.size)
+        assert abs(hits.mean() - law[k - 1]) < 5 * se, f"P(k={k}): {hits.mean():.4f} vs {law[k - 1]:.4f}"
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_held_noise_is_still_standard_normal_at_every_step(beta):
+    seq_len = 64
+    x = _replicates(_run(ColoredNoise(beta, 128, 4, seq_len, seed=1, repeat_max=16), 8 * seq_len), seq_len)
+    # one value per sequence (its step 5): 4096 i.i.d. replicates
+    _assert_mean_within(x[:, 5], 0.0, "mean")
+    _assert_mean_within(x[:, 5] ** 2, 1.0, "variance")
+
+
+@pytest.mark.parametrize("where", ["fresh", "mid_sequence", "sequence_end"])
+def test_held_noise_state_round_trip_continues_bit_identically(where):
+    noise = ColoredNoise(0.0, 3, 2, seq_len=40, seed=7, repeat_max=16)
+    for _ in range({"fresh": 0, "mid_sequence": 23, "sequence_end": 40}[where]):
+        noise.sample()
+    restored = ColoredNoise(0.0, 3, 2, seq_len=40, seed=99, repeat_max=16)
+    restored.load_state_dict(pickle.loads(pickle.dumps(noise.state_dict())))
+    assert _run(restored, 100).tobytes() == _run(noise, 100).tobytes()
+
+
+def test_held_noise_state_needs_the_same_repeat_max_and_old_states_load_as_one():
+    held = ColoredNoise(0.0, 3, 2, seq_len=8, seed=7, repeat_max=4).state_dict()
+    with pytest.raises(CheckpointError, match=r"repeat_max\) = \(0.0, 3, 2, 8, 4\)"):
+        ColoredNoise(0.0, 3, 2, seq_len=8, seed=7).load_state_dict(held)
+    plain = ColoredNoise(1.0, 3, 2, seq_len=8, seed=7)
+    _run(plain, 3)
+    old = plain.state_dict()
+    del old["repeat_max"]  # a checkpoint written before held noise existed
+    restored = ColoredNoise(1.0, 3, 2, seq_len=8, seed=0)
+    restored.load_state_dict(old)
+    assert _run(restored, 20).tobytes() == _run(plain, 20).tobytes()

@@ -333,11 +333,12 @@ def test_a_compiled_run_acts_in_its_update_and_resumes_bit_exactly(tmp_path):
     [
         ({"compile": True}, True),
         ({"compile": True, "noise_beta": 1.0}, False),  # colored ε comes from the noise process
+        ({"compile": True, "noise_repeat_max": 16}, False),  # so does held ε (FlashSAC)
         ({"compile": True, "normalize_obs": True}, False),  # acting updates the statistics
         ({"compile": True, "utd": 2}, False),  # the updates that do not act: a second graph
         ({}, False),  # eager: nothing to save
     ],
-    ids=["compiled", "colored-noise", "normalize-obs", "utd-2", "eager"],
+    ids=["compiled", "colored-noise", "held-noise", "normalize-obs", "utd-2", "eager"],
 )
 def test_the_update_acts_only_where_it_draws_what_explore_draws(tmp_path, agent, acts):
     trainer = _trainer(tmp_path, **agent)
