@@ -34,6 +34,7 @@ SMALL_UNITS = {
     "actor_arch_kwargs": {"width": 64, "blocks": 1},
 }
 W128 = {"hidden_sizes": [128, 128], "critic_hidden_sizes": [128, 128]}
+W128_B128 = {**W128, "batch_size": 128}
 # Reduced sizes: (what differs from conf/agent/<name>.yaml)
 REDUCED = {
     "sac": {},
@@ -42,18 +43,20 @@ REDUCED = {
         "target_network": False, "critic_norm": "batchrenorm", "actor_norm": "batchrenorm",
         "policy_delay": 3, "adam_beta1": 0.5, **W128,
     },
-    "tqc": {  # 2 critics of 128x128 (preset: 5 of 512x512x512)
-        "num_critics": 2, "num_quantiles": 25, "drop_quantiles": 2, "actor_q": "mean", **W128,
+    "tqc": {  # 2 critics of 128x128, batch 128 (preset: 5 of 512x512x512, batch 256)
+        "num_critics": 2, "num_quantiles": 25, "drop_quantiles": 2, "actor_q": "mean", **W128_B128,
     },
-    "droq": {  # UTD 5, 128 wide (preset: UTD 20, 256 wide)
+    "droq": {  # UTD 5, 128 wide, batch 128 (preset: UTD 20, 256 wide, batch 256)
         "critic_dropout": 0.01, "critic_norm": "layer", "utd": 5, "policy_delay": 5, "actor_q": "mean",
-        **W128,
+        **W128_B128,
     },
-    "redq": {  # 5 critics, UTD 5, 128 wide (preset: 10 critics, UTD 20, 256 wide)
-        "num_critics": 5, "critic_subset": 2, "utd": 5, "policy_delay": 5, "actor_q": "mean", **W128,
+    "redq": {  # 5 critics, UTD 5, 128 wide, batch 128 (preset: 10 critics, UTD 20, 256 wide, batch 256)
+        "num_critics": 5, "critic_subset": 2, "utd": 5, "policy_delay": 5, "actor_q": "mean",
+        **W128_B128,
     },
-    "sac_residual": {  # residual critics 64 wide, 1 block (preset: 256): the example architecture
+    "sac_residual": {  # residual critics 64 wide, 1 block, actor 128 wide (preset: 256 and 256)
         "critic_arch": "residual", "critic_arch_kwargs": {"width": 64, "blocks": 1},
+        "hidden_sizes": [128, 128],
     },
     "xqc": {  # critics and actor 2 x 128, UTD 1, batch 128 (preset: 4 x 512 and 4 x 256, UTD 2, 256)
         **preset_values("xqc"), "critic_arch_kwargs": {"hidden_sizes": [128, 128]},
@@ -94,7 +97,7 @@ def _train_pendulum(seed: int, run_dir: str, extra_agent: dict) -> tuple[int, fl
 # two workers stay busy to the end: one pool for all of them, not one per test (a pool of 3
 # seeds on 2 workers leaves a core idle while the third seed runs).
 LONGEST_FIRST = [
-    "xqc", "flashsac", "tqc", "crossq", "droq", "compile", "simbav2", "redq", "sac_residual", "sac",
+    "xqc", "flashsac", "sac", "crossq", "tqc", "droq", "compile", "sac_residual", "simbav2", "redq",
 ]  # fmt: skip
 
 
