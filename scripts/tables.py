@@ -507,12 +507,91 @@ def gpu_hc10k() -> str:
     return md(["preset", "eval return at 10k steps, seeds 0 / 1 / 2", "mean"], rows, "lrr")
 
 
+PENDULUM_RUN = re.compile(
+    r"^(?P<name>\w+) seed (?P<seed>\d+): eval return (?P<ret>\S+) at (?P<steps>\d+) env steps, "
+    r"(?P<wall>\d+) s wall / (?P<cpu>\d+) s CPU$",
+    re.M,
+)
+
+
+@table("pendulum_ci")
+def pendulum_ci() -> str:
+    """benchmarks.md: CI's learning test (tests/agent/test_learning.py -s), per preset: the env
+    steps each seed needed to reach −200, its eval return then, and the CPU seconds per run."""
+    text = (RESULTS / "pendulum_learning" / "learning_tier.txt").read_text()
+    runs: dict[str, list[re.Match]] = {}
+    for m in PENDULUM_RUN.finditer(text):
+        runs.setdefault(m["name"], []).append(m)
+    rows = [
+        [
+            name,
+            " / ".join(num(int(m["steps"])) for m in ms),
+            " / ".join(num(float(m["ret"])) for m in ms),
+            span([float(m["cpu"]) for m in ms], dec(0), " s"),
+        ]
+        for name, ms in runs.items()
+    ]
+    head = ["test entry", "env steps to −200, seeds 0 / 1 / 2", "eval return then", "CPU per run"]
+    return md(head, rows, "lrrr")
+
+
+@table("published_early")
+def published_early() -> str:
+    """benchmarks.md: the authors' per-seed returns (Gym-MuJoCo v4), mean over seeds at the
+    steps nearest 20k, 50k and 100k their files hold (family2026/published_early.csv); "—"
+    where a file has no step within 5k of it."""
+    by: dict[tuple[str, str], dict[int, list[float]]] = {}
+    for r in csv.DictReader((RESULTS / "family2026" / "published_early.csv").open()):
+        at = by.setdefault((r["method"], r["env_name"]), {})
+        at.setdefault(int(r["env_step"]), []).append(float(r["value"]))
+    label = {"crossq": "CrossQ", "sac": "SAC", "simbav2_utd2": "SimbaV2 (UTD 2)", "xqc": "XQC"}
+
+    def cell(steps: dict[int, list[float]], want: int) -> str:
+        step = min(steps, key=lambda s: abs(s - want))
+        if abs(step - want) > 5_000:
+            return "—"
+        return num(statistics.mean(steps[step])) + ("" if step == want else f" (at {num(step)})")
+
+    rows = [
+        [env, label[method], str(len(steps[max(steps)]))]
+        + [cell(steps, w) for w in (20_000, 50_000, 100_000)]
+        for (method, env), steps in sorted(by.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+    return md(["task", "method", "seeds", "20k", "50k", "100k"], rows, "llrrrr")
+
+
+@table("family2026_cost")
+def family2026_cost() -> str:
+    """benchmarks.md: CPU ms of updates per env step (update_cost.py, eager fp32, 1 thread) of
+    the 2025-26 presets at their papers' sizes and at their files' CPU-trial sizes."""
+    paper = read_update_cost(RESULTS / "family2026" / "update_cost_paper_size_eager.txt")["fp32", False]
+    trial = read_update_cost(RESULTS / "family2026" / "update_cost_cpu_trial_eager.txt")["fp32", False]
+    cells_p, cells_t = preset_cells(paper), preset_cells(trial)
+    labels = {**PRESETS, "crossq": "CrossQ (critics 512)", **FAMILY_2026}
+    rows = [
+        [labels[p].split(" (")[0], str(paper[p][0]), cells_p[p], labels[p] if p in FAMILY_2026 else "(same)",
+         str(trial[p][0]), cells_t[p]]
+        for p in paper
+    ]  # fmt: skip
+    head = ["preset", "UTD", "paper size: ms (×SAC)", "CPU-trial size", "UTD", "ms (×SAC)"]
+    return md(head, rows, "lrrlrr")
+
+
+# The 2025-26 presets ran at their files' CPU-trial sizes (family_cpu.json "settings").
+FAMILY_2026 = {
+    "xqc": "XQC (critics 2 × 256, UTD 1)",
+    "simbav2": "SimbaV2 (critics 128, 1 block, UTD 1)",
+    "flashsac": "FlashSAC (critics 128, actor 64, 1 block)",
+}
+
+
 def family_cpu(env: str) -> str:
     data = load_json("family_cpu.json")[env]
     rows = []
-    for preset in ("sac", "crossq", "tqc"):
+    labels = {**PRESETS, **FAMILY_2026}
+    for preset in [p for p in ("sac", "crossq", "tqc", *FAMILY_2026) if p in data]:
         seeds = data[preset]
-        cells = [PRESETS[preset] + (f" (seeds {' / '.join(s[-1] for s in seeds)})" if len(seeds) < 3 else "")]
+        cells = [labels[preset] + (f" (seeds {' / '.join(s[-1] for s in seeds)})" if len(seeds) < 3 else "")]
         for step in (10_000, 20_000):
             at = [dict(map(tuple, s["curve"])).get(step) for s in seeds.values()]
             ok = [a for a in at if a is not None]
