@@ -13,12 +13,15 @@ Every run dir ``<bench>/rl_repara/<EnvId>/<agent>/seed<k>/tb`` becomes
 
 Runs already in the file are replaced; others are kept. ``--settings agent=TEXT`` records, under
 ``json["settings"][agent]``, the overrides those runs ran with. The PNG (one per env, ``{env}``
-in its name) draws every preset of the file: the mean over seeds, and each seed thin.
+in its name) draws every preset of the file: the mean over seeds, and each seed thin; and,
+dashed, the authors' published means from ``--published`` where they have more than one
+point in the plotted range (their v4 task beside our v5 one).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -53,9 +56,26 @@ def collect(benches: list[Path], data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def plot(data: dict[str, Any], env: str, out: Path) -> None:
+def published_curves(csv_path: Path, env: str, last_step: int) -> dict[str, list[tuple[int, float, int]]]:
+    """From ``published_early.csv``: per method, ``(step, mean over seeds, seeds)`` at every
+    step up to ``last_step`` of the v4 twin of ``env`` (HalfCheetah-v5 → HalfCheetah-v4)."""
+    at: dict[str, dict[int, list[float]]] = {}
+    with csv_path.open() as f:
+        for row in csv.DictReader(f):
+            if row["env_name"] == env.replace("-v5", "-v4") and int(row["env_step"]) <= last_step:
+                at.setdefault(row["method"], {}).setdefault(int(row["env_step"]), []).append(
+                    float(row["value"])
+                )
+    return {
+        method: [(step, statistics.mean(v), len(v)) for step, v in sorted(steps.items())]
+        for method, steps in at.items()
+    }
+
+
+def plot(data: dict[str, Any], env: str, out: Path, published: Path | None = None) -> None:
     """Every preset of ``data[env]``: mean over seeds of the evaluations at common steps, and
-    each seed thin."""
+    each seed thin; dashed, the authors' published means (``published``) where they have more
+    than one point in the range."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,6 +90,14 @@ def plot(data: dict[str, Any], env: str, out: Path) -> None:
         steps = sorted(set.intersection(*(set(c) for c in curves)))
         means = [statistics.mean(c[s] for c in curves) for s in steps]
         ax.plot(steps, means, color=color, lw=2, label=f"{agent} ({len(curves)} seeds)")
+    if published is not None:
+        last = max(step for seeds in data[env].values() for s in seeds.values() for step, _ in s["curve"])
+        shown = {m: pts for m, pts in published_curves(published, env, last).items() if len(pts) > 1}
+        for j, (method, points) in enumerate(shown.items()):
+            seeds = min(n for _, _, n in points)
+            label = f"{method}, published ({env.replace('-v5', '-v4')}, {seeds} seeds)"
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(xs, ys, color="k", ls=["--", ":", "-."][j % 3], lw=1.2, label=label)
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (10 deterministic episodes)")
     ax.set_title(f"{env}, 2-core CPU: mean over seeds (thick), each seed (thin)")
@@ -86,6 +114,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=Path("docs/results/family_cpu.json"))
     p.add_argument("--png", default="docs/results/{env}-family-cpu.png", help="{env} is the env id")
     p.add_argument("--settings", nargs="*", default=[], metavar="AGENT=TEXT")
+    p.add_argument("--published", type=Path, default=Path("docs/results/family2026/published_early.csv"))
     args = p.parse_args()
     data = json.loads(args.json.read_text()) if args.json.exists() else {}
     data = collect(args.bench, data)
@@ -95,7 +124,7 @@ def main() -> None:
     args.json.write_text(json.dumps(data, indent=1) + "\n")
     for env in data:
         if env != "settings":
-            plot(data, env, Path(args.png.format(env=env)))
+            plot(data, env, Path(args.png.format(env=env)), args.published)
             print(f"wrote {args.png.format(env=env)}")
 
 

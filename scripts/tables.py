@@ -583,13 +583,18 @@ FAMILY_2026 = {
     "simbav2": "SimbaV2 (critics 128, 1 block, UTD 1)",
     "flashsac": "FlashSAC (critics 128, actor 64, 1 block)",
 }
+# Runs that ask why a preset fell short (family_cpu.json "settings" names their overrides).
+DIAGNOSTIC = {
+    "crossq_256": "CrossQ, critics 2 × 256 (XQC's trial size)",
+    "xqc_utd2": "XQC trial size at UTD 2 (the paper's)",
+}
 
 
 def family_cpu(env: str) -> str:
     data = load_json("family_cpu.json")[env]
     rows = []
-    labels = {**PRESETS, **FAMILY_2026}
-    for preset in [p for p in ("sac", "crossq", "tqc", *FAMILY_2026) if p in data]:
+    labels = {**PRESETS, **FAMILY_2026, **DIAGNOSTIC}
+    for preset in [p for p in ("sac", "crossq", "tqc", *FAMILY_2026, *DIAGNOSTIC) if p in data]:
         seeds = data[preset]
         cells = [labels[preset] + (f" (seeds {' / '.join(s[-1] for s in seeds)})" if len(seeds) < 3 else "")]
         for step in (10_000, 20_000):
