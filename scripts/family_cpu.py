@@ -53,6 +53,10 @@ def collect(benches: list[Path], data: dict[str, Any]) -> dict[str, Any]:
             summary = run_summary(tb)
             if summary["curve"]:
                 data.setdefault(env, {}).setdefault(agent, {})[seed_dir.name] = summary
+    for env, agents in data.items():  # seeds in order, whichever bench dir held each
+        if env != "settings":
+            for agent, seeds in agents.items():
+                agents[agent] = dict(sorted(seeds.items(), key=lambda kv: int(kv[0].removeprefix("seed"))))
     return data
 
 
