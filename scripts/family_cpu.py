@@ -21,12 +21,12 @@ point in the plotted range (their v4 task beside our v5 one).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 from pathlib import Path
 from typing import Any
 
+from tables import read_published
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
@@ -63,16 +63,10 @@ def collect(benches: list[Path], data: dict[str, Any]) -> dict[str, Any]:
 def published_curves(csv_path: Path, env: str, last_step: int) -> dict[str, list[tuple[int, float, int]]]:
     """From ``published_early.csv``: per method, ``(step, mean over seeds, seeds)`` at every
     step up to ``last_step`` of the v4 twin of ``env`` (HalfCheetah-v5 → HalfCheetah-v4)."""
-    at: dict[str, dict[int, list[float]]] = {}
-    with csv_path.open() as f:
-        for row in csv.DictReader(f):
-            if row["env_name"] == env.replace("-v5", "-v4") and int(row["env_step"]) <= last_step:
-                at.setdefault(row["method"], {}).setdefault(int(row["env_step"]), []).append(
-                    float(row["value"])
-                )
     return {
-        method: [(step, statistics.mean(v), len(v)) for step, v in sorted(steps.items())]
-        for method, steps in at.items()
+        method: [(step, statistics.mean(v), len(v)) for step, v in sorted(steps.items()) if step <= last_step]
+        for (method, env_name), steps in read_published(csv_path).items()
+        if env_name == env.replace("-v5", "-v4")
     }
 
 

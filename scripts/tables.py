@@ -223,6 +223,19 @@ def load_json(rel: str) -> dict:
     return json.loads((RESULTS / rel).read_text())
 
 
+PUBLISHED_EARLY = RESULTS / "family2026" / "published_early.csv"
+
+
+def read_published(path: Path = PUBLISHED_EARLY) -> dict[tuple[str, str], dict[int, list[float]]]:
+    """``published_early.csv`` as ``{(method, env_name): {env_step: [value per seed]}}``."""
+    by: dict[tuple[str, str], dict[int, list[float]]] = {}
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            at = by.setdefault((r["method"], r["env_name"]), {})
+            at.setdefault(int(r["env_step"]), []).append(float(r["value"]))
+    return by
+
+
 def load_csv(rel: str) -> list[dict[str, str]]:
     with open(RESULTS / rel, newline="") as f:
         return list(csv.DictReader(f))
@@ -540,10 +553,7 @@ def published_early() -> str:
     """benchmarks.md: the authors' per-seed returns (Gym-MuJoCo v4), mean over seeds at the
     steps nearest 20k, 50k and 100k their files hold (family2026/published_early.csv); "—"
     where a file has no step within 5k of it."""
-    by: dict[tuple[str, str], dict[int, list[float]]] = {}
-    for r in csv.DictReader((RESULTS / "family2026" / "published_early.csv").open()):
-        at = by.setdefault((r["method"], r["env_name"]), {})
-        at.setdefault(int(r["env_step"]), []).append(float(r["value"]))
+    by = read_published()
     label = {"crossq": "CrossQ", "sac": "SAC", "simbav2_utd2": "SimbaV2 (UTD 2)", "xqc": "XQC"}
 
     def cell(steps: dict[int, list[float]], want: int) -> str:

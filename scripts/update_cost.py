@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
+from omegaconf import OmegaConf
 
 from rl_repara import SAC, ReplayBuffer, SACConfig, TanhGaussianPolicy
 from rl_repara.agent.presets import preset_values, sac_config
@@ -47,18 +47,13 @@ def ms_per_env_step(cfg: SACConfig, obs_dim: int, act_dim: int, steps: int) -> t
     return (time.perf_counter() - start) / steps * 1e3, (time.process_time() - cpu) / steps * 1e3, warm
 
 
-def agent_overrides(items: list[str]) -> dict[str, Any]:
-    """``["agent.utd=1", "agent.critic_arch_kwargs.width=128"]`` → ``{"utd": 1,
-    "critic_arch_kwargs": {"width": 128}}`` (values read as YAML, as Hydra reads them)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, value = item.split("=", 1)
-        *parents, leaf = key.removeprefix("agent.").split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
+def preset_with(name: str, overrides: list[str]) -> dict[str, Any]:
+    """Preset ``name``'s values with the CLI's ``agent.KEY=VALUE`` overrides merged in as Hydra
+    merges them (OmegaConf: dotted keys, YAML values, a dict merged into the preset's)."""
+    dotlist = OmegaConf.from_dotlist([item.removeprefix("agent.") for item in overrides])
+    merged = OmegaConf.to_container(OmegaConf.merge(preset_values(name), dotlist))
+    assert isinstance(merged, dict)
+    return {str(k): v for k, v in merged.items()}
 
 
 def main() -> None:
@@ -76,7 +71,7 @@ def main() -> None:
         "agent.critic_arch_kwargs.hidden_sizes=[256,256] (repeat for other presets)",
     )  # fmt: skip
     args = p.parse_args()
-    overrides = {group[0]: agent_overrides(group[1:]) for group in args.override}
+    overrides = {group[0]: group[1:] for group in args.override}
     torch.set_num_threads(args.threads)
     print(
         f"{cpu_name()}, torch {torch.__version__}, {args.threads} thread(s), {args.precision}"
@@ -85,10 +80,8 @@ def main() -> None:
     )
     base = None
     for name in args.presets:
-        preset, own = preset_values(name), overrides.get(name, {})
-        # a dict merges into the preset's, as Hydra merges it
-        extra = {k: {**preset[k], **v} if isinstance(v, dict) else v for k, v in own.items()}
-        cfg = sac_config(name, precision=args.precision, compile=args.compile, **extra)
+        values = preset_with(name, overrides.get(name, []))
+        cfg = sac_config(name, **{**values, "precision": args.precision, "compile": args.compile})
         wall, cpu, warm = ms_per_env_step(cfg, args.obs_dim, args.act_dim, args.steps)
         base = base or cpu
         print(
