@@ -29,6 +29,10 @@ class SACConfig:
     lr_schedule: str = "constant"
     lr_end: float = 3e-5
     lr_decay_updates: int = 0
+    # what the schedule counts: updates (every optimizer at the update count) | own_steps (each
+    # optimizer at its own step count: with a policy delay d the actor's and α's decay d× slower;
+    # XQC, FlashSAC)
+    lr_clock: str = "updates"
     adam_beta1: float = 0.9  # Adam's β1 of actor and critics (CrossQ: 0.5); log α's is always 0.9
     batch_size: int = 256
     buffer_size: int = 1_000_000
@@ -51,6 +55,9 @@ class SACConfig:
     # the critics (and a target network) run on the joint [(s, a); (s', a')] batch; None: without
     # a target network (CrossQ). XQC: with one.
     joint_pass: Optional[bool] = None
+    # the actor step runs the policy on [s; s'] (its batch norm's statistics see both halves) and
+    # its loss on s (FlashSAC)
+    actor_joint_pass: bool = False
     critic_subset: Optional[int] = None  # REDQ: the target's min over this many random critics
     actor_q: str = "min"  # min | mean over the critics (and quantiles) in the actor loss
     num_quantiles: int = 1  # > 1: TQC's distributional critics with this many quantiles
@@ -63,6 +70,8 @@ class SACConfig:
     target_rule: str = "auto"
     post_step_hooks: List[str] = field(default_factory=list)  # parts.POST_STEP_HOOKS, after each step
     policy_delay: int = 1  # actor and α step once every `policy_delay` critic steps
+    # critics_first (SAC) | actor_first (SimbaV2: actor, α, then the critics with the new policy)
+    update_order: str = "critics_first"
     target_update_every: int = 1  # Polyak update once every this many critic steps
     # divide sampled rewards by the scale of the discounted return (agent/reward_scaling.py):
     # none | return_std (XQC) | return_std_max (SimbaV2, FlashSAC: also >= max|G| / reward_g_max)
@@ -70,6 +79,7 @@ class SACConfig:
     reward_g_max: float = 5.0
     autotune_alpha: bool = True  # learn α to hold the entropy at `target_entropy`
     init_alpha: float = 1.0  # α at the start (fixed α when autotune_alpha is false)
+    alpha_loss: str = "log_alpha"  # log_alpha: log α·(H − H_target) (SAC) | alpha: α·(H − H_target)
     target_entropy: Optional[float] = None  # nats, unit-box density; None: the rule below
     target_entropy_per_dim: float = -1.0  # the rule: this many nats per action dim (SAC: -1)
     # or the entropy per dim of N(0, σ²): 0.5·log(2πe·σ²) (FlashSAC: σ = 0.15); None: per_dim
@@ -217,6 +227,12 @@ class SACConfig:
                 self.lr_schedule in ("constant", "linear", "cosine"),
                 "lr_schedule must be constant, linear or cosine",
             ),
+            (self.lr_clock in ("updates", "own_steps"), "lr_clock must be updates or own_steps"),
+            (
+                self.update_order in ("critics_first", "actor_first"),
+                "update_order must be critics_first or actor_first",
+            ),
+            (self.alpha_loss in ("log_alpha", "alpha"), "alpha_loss must be log_alpha or alpha"),
             (self.lr_end > 0 and self.lr_decay_updates >= 0, "lr_end must be > 0 and lr_decay_updates >= 0"),
             (
                 self.target_entropy_sigma is None or self.target_entropy_sigma > 0,

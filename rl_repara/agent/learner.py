@@ -222,9 +222,13 @@ class SAC:
         return info, actions
 
     def _schedule_lr(self) -> None:
-        """Every optimizer's lr for this update (``schedules.lr_at``)."""
-        lr = lr_at(self.config, self.num_updates - 1)
-        for optimizer in self.optimizers.values():
+        """Every optimizer's lr for this update (``schedules.lr_at``), at the update count
+        ``n − 1`` (``lr_clock=updates``) or at the optimizer's own step count (``own_steps``):
+        the actor and α have taken ``⌊(n − 1)/d⌋`` steps before update ``n`` with policy delay ``d``."""
+        n, cfg = self.num_updates - 1, self.config
+        own = n // cfg.policy_delay if cfg.lr_clock == "own_steps" else n
+        for name, optimizer in self.optimizers.items():
+            lr = lr_at(cfg, n if name == "critic_optimizer" else own)
             group = optimizer.param_groups[0]
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)

@@ -105,15 +105,21 @@ def actor_loss(
     alpha: torch.Tensor,
     obs: torch.Tensor,
     reduce: Reduction = min_over_critics,
+    keep: Optional[int] = None,
 ) -> tuple[torch.Tensor, Info]:
     """``loss = mean_B [α·log π(ã|s) − Q(s, ã)]`` with ``ã = rsample`` (pathwise), in the unit
     box like the critic loss, and ``Q = reduce(critics, s, ã)`` (``min_over_critics`` or
     ``mean_over_critics``; ``parts.ACTOR_REDUCTIONS`` names them).
 
+    ``keep=B``: the policy runs on all of ``obs`` (FlashSAC's ``[s; s']``, so its batch norm
+    sees both halves) and the loss takes the first ``B`` rows.
+
     The critics run with detached weights: the gradient reaches the policy through ã, and no
     weight gradient is built for the critics. ``info["log_prob"]`` is kept for the α loss.
     """
     action, log_prob = policy.sample_unit(obs)
+    if keep is not None:
+        obs, action, log_prob = obs[:keep], action[:keep], log_prob[:keep]
     q = reduce(critics, policy.normalize(obs), action)
     loss = (alpha.detach() * log_prob - q).mean()
     return loss, {
@@ -124,11 +130,16 @@ def actor_loss(
 
 
 def alpha_loss(
-    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float
+    log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float, form: str = "log_alpha"
 ) -> tuple[torch.Tensor, Info]:
-    """``loss = −mean_B [log α · (log π + H_target)]``: α grows when the entropy ``−log π``
-    drops below ``H_target`` and shrinks when it is above. ``log_prob`` comes detached."""
-    loss = -(log_alpha * (log_prob + target_entropy)).mean()
+    """α grows when the entropy ``H = −mean_B log π`` drops below ``H_target`` and shrinks
+    when it is above; ``log_prob`` comes detached, the parameter is ``log α`` either way.
+
+    - ``form="log_alpha"`` (SAC): ``loss = log α · (H − H_target)``, gradient ``H − H_target``;
+    - ``form="alpha"`` (SimbaV2, FlashSAC): ``loss = α · (H − H_target)``, gradient
+      ``α·(H − H_target)``: the same direction, scaled by α."""
+    gap = -(log_prob + target_entropy).mean()
+    loss = (log_alpha.exp() if form == "alpha" else log_alpha) * gap
     return loss, {"alpha_loss": loss.detach()}
 
 

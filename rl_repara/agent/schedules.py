@@ -12,7 +12,8 @@ __all__ = ["lr_at", "target_entropy"]
 def lr_at(config: SACConfig, update: int) -> float:
     """The lr of update ``update`` (counted from 0): with ``f = min(update / T, 1)`` and ``T =
     lr_decay_updates``, ``lr + (lr_end − lr)·f`` (linear), ``lr_end + (lr − lr_end)·(1 + cos πf)/2``
-    (cosine), or ``lr`` (constant). Actor, critics and α follow the same update count."""
+    (cosine), or ``lr`` (constant); ``update`` is the update count or, with ``lr_clock=own_steps``,
+    the optimizer's own step count (``SAC._schedule_lr``)."""
     if config.lr_schedule == "constant":
         return config.lr
     f = min(update / max(config.lr_decay_updates, 1), 1.0)

@@ -56,10 +56,17 @@ def update(
     5. with observations ``act_on``: ``(y, a) = policy.unit_and_env_action(act_on)``, the next
        action of the updated policy (the compiled graph then samples it too).
 
-    α is read once, before the critic step. Layers whose behaviour depends on the mode: see
+    ``update_order=actor_first`` (SimbaV2) runs stage 2 before stage 1: the critic step then
+    samples its next actions from the updated policy and reads the updated α. α is read once
+    per stage group: before the critic step, or (actor first) before the actor step and again
+    before the critic step. Layers whose behaviour depends on the mode: see
     ``actor_step_modes`` (``sac.actor_step_modes``: empty where modes do not matter)."""
     cfg, nets = sac.config, sac.nets
     with backend.context():
+        info: Info = {}
+        actor_first = actor_step and cfg.update_order == "actor_first"
+        if actor_first:
+            info.update(_actor_and_alpha(sac, batch, nets.log_alpha.detach().exp(), backend))
         alpha = nets.log_alpha.detach().exp()
 
         def critics_loss(n: Networks) -> tuple[torch.Tensor, Info]:
@@ -76,10 +83,10 @@ def update(
             )
 
         with sac.autocast():
-            info = backend.descend(nets, sac.critic_optimizer, "critics", critics_loss)
+            info.update(backend.descend(nets, sac.critic_optimizer, "critics", critics_loss))
         run_hooks(sac, "critics")
-        if actor_step:
-            info.update(_actor_and_alpha(sac, batch.obs, alpha, backend))
+        if actor_step and not actor_first:
+            info.update(_actor_and_alpha(sac, batch, alpha, backend))
         if target_step:
             sac.update_target()
         info.pop("log_prob", None)
@@ -90,12 +97,15 @@ def update(
         return info, actions
 
 
-def _actor_and_alpha(sac: SAC, obs: torch.Tensor, alpha: torch.Tensor, backend: Backend) -> Info:
-    """The actor step, then (autotuned α) the α step on the actor step's ``log π``."""
-    nets = sac.nets
+def _actor_and_alpha(sac: SAC, batch: Batch, alpha: torch.Tensor, backend: Backend) -> Info:
+    """The actor step on ``s`` (or, ``actor_joint_pass``, the policy on ``[s; s']`` and the loss
+    on ``s``), then (autotuned α) the α step on the actor step's ``log π``."""
+    nets, joint = sac.nets, sac.config.actor_joint_pass
+    obs = torch.cat([batch.obs, batch.next_obs]) if joint else batch.obs
+    keep = batch.obs.shape[0] if joint else None
 
     def policy_loss(n: Networks) -> tuple[torch.Tensor, Info]:
-        return sac.actor_loss_fn(n.policy, n.critics, alpha, obs, sac.actor_reduction)
+        return sac.actor_loss_fn(n.policy, n.critics, alpha, obs, sac.actor_reduction, keep)
 
     before = set_modes(sac.actor_step_modes)
     try:
@@ -108,7 +118,7 @@ def _actor_and_alpha(sac: SAC, obs: torch.Tensor, alpha: torch.Tensor, backend: 
         log_prob = info["log_prob"]
 
         def temperature_loss(n: Networks) -> tuple[torch.Tensor, Info]:
-            return alpha_loss(n.log_alpha, log_prob, sac.target_entropy)
+            return alpha_loss(n.log_alpha, log_prob, sac.target_entropy, sac.config.alpha_loss)
 
         info.update(backend.descend(nets, sac.alpha_optimizer, "log_alpha", temperature_loss))
     return info

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from rl_repara import SAC, Batch, SACConfig, TanhGaussianPolicy
-from rl_repara.agent.losses import actor_loss, alpha_loss, critic_loss, polyak_update
+from rl_repara.agent.losses import actor_loss, critic_loss, polyak_update
 
 OBS_DIM, ACT_DIM, HIDDEN, B = 5, 3, [16, 16], 64
 
@@ -41,15 +41,26 @@ def make_batch(seed: int) -> Batch:
     )
 
 
-def reference_update(sac: SAC, batch: Batch) -> None:
+def reference_update(sac: SAC, batch: Batch, actor_first: bool = False) -> None:
     """SAC as written in the paper's order with plain autograd: separate backward calls and
-    steps, and the actor loss's min over the critics taken by autograd's ``min``."""
+    steps, and the actor loss's min over the critics taken by autograd's ``min``. With
+    ``actor_first`` (SimbaV2's order) the actor and α step first, and the critic step then
+    reads the new α and samples its next actions from the new policy."""
+    if actor_first:
+        reference_actor_and_alpha(sac, batch, sac.alpha)
     alpha = sac.alpha
     qf_loss, _ = critic_loss(sac.policy, sac.critics, sac.target_critics, alpha, batch, sac.config.gamma)
     sac.critic_optimizer.zero_grad()
     qf_loss.backward()
     sac.critic_optimizer.step()
+    if not actor_first:
+        reference_actor_and_alpha(sac, batch, alpha)
+    polyak_update(list(sac.target_critics.parameters()), list(sac.critics.parameters()), sac.config.tau)
 
+
+def reference_actor_and_alpha(sac: SAC, batch: Batch, alpha: torch.Tensor) -> None:
+    """The actor step, then α's: ``log α·(H − H̄)`` or (``alpha_loss=alpha``) ``α·(H − H̄)``,
+    written out here rather than through ``losses.alpha_loss``."""
     action, log_prob = sac.policy(batch.obs)
     q = sac.critics(batch.obs, action, detach_params=True).min(dim=0).values
     pi_loss = (alpha * log_prob - q).mean()
@@ -57,11 +68,11 @@ def reference_update(sac: SAC, batch: Batch) -> None:
     pi_loss.backward()
     sac.actor_optimizer.step()
 
-    a_loss, _ = alpha_loss(sac.log_alpha, log_prob.detach(), sac.target_entropy)
+    entropy_gap = (-log_prob.detach()).mean() - sac.target_entropy
+    scale = sac.log_alpha.exp() if sac.config.alpha_loss == "alpha" else sac.log_alpha
     sac.alpha_optimizer.zero_grad()
-    a_loss.backward()
+    (scale * entropy_gap).backward()
     sac.alpha_optimizer.step()
-    polyak_update(list(sac.target_critics.parameters()), list(sac.critics.parameters()), sac.config.tau)
 
 
 def state(sac: SAC) -> dict[str, torch.Tensor]:
@@ -77,15 +88,20 @@ def grads(sac: SAC) -> dict[str, torch.Tensor]:
     return {k: v.grad.clone() for k, v in named}
 
 
-def test_update_equals_the_plain_reference_update_gradients_and_weights():
-    fast = make_sac()
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"update_order": "actor_first", "alpha_loss": "alpha", "init_alpha": 0.05}],
+    ids=["sac", "actor_first_alpha_loss_in_alpha"],
+)
+def test_update_equals_the_plain_reference_update_gradients_and_weights(overrides):
+    fast = make_sac(**overrides)
     ref = copy.deepcopy(fast)
     for step in range(3):
         batch = make_batch(step)
         torch.manual_seed(100 + step)  # the same ε for both policies' rsample calls
         fast.update(batch)
         torch.manual_seed(100 + step)
-        reference_update(ref, batch)
+        reference_update(ref, batch, actor_first=fast.config.update_order == "actor_first")
         # after an update each .grad holds the gradient of its own loss only: a critic weight
         # gradient leaking from the actor loss, or an α gradient from the actor loss, would show
         for name, g_ref in grads(ref).items():

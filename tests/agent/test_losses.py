@@ -115,6 +115,17 @@ def test_alpha_loss_reaches_only_log_alpha_with_the_right_gradient():
     assert_batch_equal(batch, before)
 
 
+def test_alpha_loss_in_alpha_has_the_gradient_alpha_times_the_entropy_gap():
+    """SimbaV2's and FlashSAC's ``α·(H − H̄)``: d/d log α = α·(H − H̄), the log form's
+    gradient times α; the same sign, so α moves the same way."""
+    log_alpha = torch.tensor(math.log(0.03), requires_grad=True)
+    log_prob = torch.tensor([-1.0, 0.5, 2.0])  # H = −mean log π = −0.5
+    loss, _ = alpha_loss(log_alpha, log_prob, target_entropy=-2.0, form="alpha")
+    loss.backward()
+    torch.testing.assert_close(log_alpha.grad, torch.tensor(0.03 * (-0.5 + 2.0)))
+    assert float(loss.detach()) == pytest.approx(0.03 * 1.5)
+
+
 # ------------------------------------------------------------------------ bootstrapping
 def constant_ensemble(values: list[float]) -> QEnsemble:
     """Critic k outputs ``values[k]`` for every input: zero last-layer weights, bias = value."""

@@ -38,6 +38,24 @@ def test_each_update_uses_the_scheduled_lr(kind):
             assert float(optimizer.param_groups[0]["lr"]) == pytest.approx(_lr(kind, t, 4), rel=1e-6), t
 
 
+def test_own_steps_clock_decays_the_delayed_actor_and_alpha_on_their_own_steps():
+    """``lr_clock=own_steps`` with policy delay 3 (XQC): before update ``n`` (from 1) the
+    critics have taken ``n − 1`` steps, the actor and α ``⌊(n − 1)/3⌋``; each optimizer's lr is
+    the schedule at its own count, and on the actor's steps that is the one it steps with."""
+    cfg = SACConfig(hidden_sizes=[8], batch_size=16, lr=1e-3, lr_end=1e-4, lr_schedule="linear",
+                    lr_decay_updates=6, policy_delay=3, lr_clock="own_steps")  # fmt: skip
+    sac = SAC(TanhGaussianPolicy(3, 1), cfg)
+    for n in range(1, 10):
+        sac.update(_batch(n))
+        lrs = {k: float(o.param_groups[0]["lr"]) for k, o in sac.optimizers.items()}
+        assert lrs["critic_optimizer"] == pytest.approx(_lr("linear", n - 1, 6), rel=1e-6), n
+        for name in ("actor_optimizer", "alpha_optimizer"):
+            assert lrs[name] == pytest.approx(_lr("linear", (n - 1) // 3, 6), rel=1e-6), (n, name)
+        # the step counts the schedule reads are the optimizers' own
+        actor_state = sac.actor_optimizer.state[next(iter(sac.policy.parameters()))]
+        assert int(actor_state.get("step", 0)) == n // 3
+
+
 def test_the_compiled_update_follows_the_schedule_in_one_graph(fresh_dynamo):
     cfg = SACConfig(
         hidden_sizes=[8], batch_size=16, lr=1e-3, lr_end=1e-4, lr_schedule="linear", lr_decay_updates=3
