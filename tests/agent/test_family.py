@@ -197,6 +197,9 @@ def test_a_batch_renorm_target_network_normalizes_with_the_running_statistics_it
         ({"actor_q": "max"}, "actor_q must be min or mean"),
         ({"critic_arch_kwargs": {"width": 64}}, "belong to a critic_arch other than mlp"),
         ({"actor_arch_kwargs": {"width": 64}}, "belong to an actor_arch other than mlp"),
+        ({"update_order": "actor"}, "update_order must be critics_first or actor_first"),
+        ({"alpha_loss": "exp"}, "alpha_loss must be log_alpha or alpha"),
+        ({"lr_clock": "steps"}, "lr_clock must be updates or own_steps"),
     ],
 )
 def test_knobs_that_make_no_sense_get_one_line_naming_them(overrides, message):
