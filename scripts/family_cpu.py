@@ -13,7 +13,8 @@ Every run dir ``<bench>/rl_repara/<EnvId>/<agent>/seed<k>/tb`` becomes
 
 Runs already in the file are replaced; others are kept. ``--settings agent=TEXT`` records, under
 ``json["settings"][agent]``, the overrides those runs ran with. The PNG (one per env, ``{env}``
-in its name) draws every preset of the file: the mean over seeds, and each seed thin; and,
+in its name) draws every preset of the file but the diagnostic runs (``tables.DIAGNOSTIC``): the
+mean over seeds, and each seed thin; and,
 dashed, the authors' published means from ``--published`` where they have more than one
 point in the plotted range (their v4 task beside our v5 one).
 """
@@ -26,7 +27,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from tables import read_published
+from tables import DIAGNOSTIC, read_published
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
@@ -71,16 +72,17 @@ def published_curves(csv_path: Path, env: str, last_step: int) -> dict[str, list
 
 
 def plot(data: dict[str, Any], env: str, out: Path, published: Path | None = None) -> None:
-    """Every preset of ``data[env]``: mean over seeds of the evaluations at common steps, and
-    each seed thin; dashed, the authors' published means (``published``) where they have more
-    than one point in the range."""
+    """Every preset of ``data[env]`` but the diagnostic runs: mean over seeds of the evaluations
+    at common steps, and each seed thin; dashed, the authors' published means (``published``)
+    where they have more than one point in the range."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i, (agent, seeds) in enumerate(data[env].items()):
+    presets = {agent: seeds for agent, seeds in data[env].items() if agent not in DIAGNOSTIC}
+    for i, (agent, seeds) in enumerate(presets.items()):
         color = f"C{i}"
         curves = [dict(map(tuple, s["curve"])) for s in seeds.values()]
         for curve in curves:
@@ -89,7 +91,7 @@ def plot(data: dict[str, Any], env: str, out: Path, published: Path | None = Non
         means = [statistics.mean(c[s] for c in curves) for s in steps]
         ax.plot(steps, means, color=color, lw=2, label=f"{agent} ({len(curves)} seeds)")
     if published is not None:
-        last = max(step for seeds in data[env].values() for s in seeds.values() for step, _ in s["curve"])
+        last = max(step for seeds in presets.values() for s in seeds.values() for step, _ in s["curve"])
         shown = {m: pts for m, pts in published_curves(published, env, last).items() if len(pts) > 1}
         for j, (method, points) in enumerate(shown.items()):
             seeds = min(n for _, _, n in points)

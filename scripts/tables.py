@@ -589,13 +589,18 @@ def family2026_cost() -> str:
 
 # The 2025-26 presets ran at their files' CPU-trial sizes (family_cpu.json "settings").
 FAMILY_2026 = {
-    "xqc": "XQC (critics 2 × 256, UTD 1)",
-    "simbav2": "SimbaV2 (critics 128, 1 block, UTD 1)",
+    "xqc": "XQC (critics 2 × 256)",
+    "simbav2": "SimbaV2 (critics 128, 1 block)",
     "flashsac": "FlashSAC (critics 128, actor 64, 1 block)",
 }
-# Runs that ask why a preset fell short (family_cpu.json "settings" names their overrides).
+# Runs that ask why a preset fell short, and the presets' earlier runs (family_cpu.json
+# "settings" names their overrides and commits); the curves leave them out.
 DIAGNOSTIC = {
     "crossq_256": "CrossQ, critics 2 × 256 (XQC's trial size)",
+    "xqc_utd1": "XQC at UTD 1",
+    "simbav2_utd1": "SimbaV2 at UTD 1, critics first, α loss in log α",
+    "simbav2_critics_first": "SimbaV2, critics first, α loss in log α",
+    "flashsac_before": "FlashSAC before its noise repetition, [s; s′] actor pass and α loss",
     "xqc_utd2": "XQC trial size at UTD 2 (the paper's)",
 }
 
