@@ -370,9 +370,9 @@ def one_update_before_after() -> str:
     runs: dict[tuple[str, bool], dict[str, list[float]]] = {}
     key = ("", False)
     for line in (RESULTS / "perf_one_update" / "alternating.txt").read_text().splitlines():
-        head = re.match(r"## round \d+ (before|after)( --compile)?", line)
-        if head:
-            key = (head.group(1), bool(head.group(2)))
+        round_head = re.match(r"## round \d+ (before|after)( --compile)?", line)
+        if round_head:
+            key = (round_head.group(1), bool(round_head.group(2)))
             continue
         row = re.match(r"(\w+)\s+utd\s+\d+:\s+[\d.]+ ms wall,\s+([\d.]+) ms CPU", line)
         if row:
