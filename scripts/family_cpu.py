@@ -14,9 +14,9 @@ Every run dir ``<bench>/rl_repara/<EnvId>/<agent>/seed<k>/tb`` becomes
 Runs already in the file are replaced; others are kept. ``--settings agent=TEXT`` records, under
 ``json["settings"][agent]``, the overrides those runs ran with. The PNG (one per env, ``{env}``
 in its name) draws every preset of the file but the diagnostic runs (``tables.DIAGNOSTIC``): the
-mean over seeds, and each seed thin; and,
-dashed, the authors' published means from ``--published`` where they have more than one
-point in the plotted range (their v4 task beside our v5 one).
+mean over seeds, and each seed thin; and, dashed, the authors' published means from
+``--published`` where they have more than one point in the plotted range (their v4 task beside
+our v5 one).
 """
 
 from __future__ import annotations

@@ -601,7 +601,6 @@ DIAGNOSTIC = {
     "simbav2_utd1": "SimbaV2 at UTD 1, critics first, α loss in log α",
     "simbav2_critics_first": "SimbaV2, critics first, α loss in log α",
     "flashsac_before": "FlashSAC before its noise repetition, [s; s′] actor pass and α loss",
-    "xqc_utd2": "XQC trial size at UTD 2 (the paper's)",
 }
 
 
