@@ -21,7 +21,7 @@ from rl_repara.agent.losses import Info, actor_loss, critic_loss, polyak_update
 from rl_repara.agent.networks import ALPHA_ADAM_BETAS, Networks, adam
 from rl_repara.agent.requirements import check_requirements
 from rl_repara.agent.reward_scaling import RewardScaler
-from rl_repara.agent.schedules import lr_at, target_entropy
+from rl_repara.agent.schedules import optimizer_lrs, target_entropy
 from rl_repara.agent.update import Actions, actor_step_modes, update
 from rl_repara.data.buffer import Batch
 from rl_repara.nn.norms import BatchRenorm
@@ -222,13 +222,10 @@ class SAC:
         return info, actions
 
     def _schedule_lr(self) -> None:
-        """Every optimizer's lr for this update (``schedules.lr_at``), at the update count
-        ``n − 1`` (``lr_clock=updates``) or at the optimizer's own step count (``own_steps``):
-        the actor and α have taken ``⌊(n − 1)/d⌋`` steps before update ``n`` with policy delay ``d``."""
-        n, cfg = self.num_updates - 1, self.config
-        own = n // cfg.policy_delay if cfg.lr_clock == "own_steps" else n
+        """Every optimizer's lr for this update (``schedules.optimizer_lrs``)."""
+        lrs = optimizer_lrs(self.config, self.num_updates - 1)
         for name, optimizer in self.optimizers.items():
-            lr = lr_at(cfg, n if name == "critic_optimizer" else own)
+            lr = lrs[name]
             group = optimizer.param_groups[0]
             if isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)

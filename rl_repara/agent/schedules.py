@@ -6,20 +6,33 @@ import math
 
 from rl_repara.agent.config import SACConfig
 
-__all__ = ["lr_at", "target_entropy"]
+__all__ = ["lr_at", "optimizer_lrs", "target_entropy"]
 
 
 def lr_at(config: SACConfig, update: int) -> float:
     """The lr of update ``update`` (counted from 0): with ``f = min(update / T, 1)`` and ``T =
     lr_decay_updates``, ``lr + (lr_end − lr)·f`` (linear), ``lr_end + (lr − lr_end)·(1 + cos πf)/2``
     (cosine), or ``lr`` (constant); ``update`` is the update count or, with ``lr_clock=own_steps``,
-    the optimizer's own step count (``SAC._schedule_lr``)."""
+    the optimizer's own step count (``optimizer_lrs``)."""
     if config.lr_schedule == "constant":
         return config.lr
     f = min(update / max(config.lr_decay_updates, 1), 1.0)
     if config.lr_schedule == "linear":
         return config.lr + (config.lr_end - config.lr) * f
     return config.lr_end + (config.lr - config.lr_end) * 0.5 * (1 + math.cos(math.pi * f))
+
+
+def optimizer_lrs(config: SACConfig, update: int) -> dict[str, float]:
+    """The lr of each optimizer (by its checkpoint key) at update ``update`` (from 0): ``lr_at``
+    of the update count (``lr_clock=updates``), or of each optimizer's own step count
+    (``own_steps``): the critics have taken ``update`` steps, the actor and α ``⌊update/d⌋``
+    with policy delay ``d``."""
+    own = update // config.policy_delay if config.lr_clock == "own_steps" else update
+    return {
+        "critic_optimizer": lr_at(config, update),
+        "actor_optimizer": lr_at(config, own),
+        "alpha_optimizer": lr_at(config, own),
+    }
 
 
 def target_entropy(config: SACConfig, act_dim: int) -> float:
